@@ -1,4 +1,4 @@
-"""Syntax-aware code extraction from model responses (CodeScaler, arXiv 2602.17684, section 3 of SPEC.md).
+r"""Syntax-aware code extraction from model responses (CodeScaler, arXiv 2602.17684, section 3 of SPEC.md).
 
 The paper's rule, used for rewards during RL (mode="strict"):
     find the markdown fenced code blocks; if there is not exactly one, the code is ""; otherwise strip the
@@ -6,11 +6,12 @@ The paper's rule, used for rewards during RL (mode="strict"):
 The evaluation rule (mode="last"): the body of the last block, stripped, with no count and no syntax check.
 The reward model then scores `softplus(RM(q, code))`, or 0 when the code is "" (see reward.py).
 
-Fence scanner. The authors match `re.findall(r"```(?:\\w+)?\\n(.*?)```", text, re.DOTALL)`. We scan line by
+Fence scanner. The authors match `re.findall(r"```(?:\w+)?\n(.*?)```", text, re.DOTALL)`. We scan line by
 line instead, markdown style, which gives the same blocks for ordinary responses and is linear in the input:
-- An opening fence is a line holding three or more backticks, then an optional info string with no backtick
-  (the language tag is its first word, lowercased; "" when absent), then only spaces/tabs. The body runs to
-  the first line that holds only backticks (at least as many as the opening fence) and spaces/tabs.
+- An opening fence is a line (optionally indented) of three or more backticks and then an optional info
+  string with no backtick in it; the language tag is the info string's first word, lowercased ("" when
+  absent). The body runs to the first line that holds only backticks (at least as many as the opening
+  fence) and spaces/tabs.
 - Deviations from the authors' regex, each on purpose:
   * Fences must stand on their own lines, so backticks inside code (a Python string "```", or single
     backticks) do not end a block; the regex ends the block there and then fails the truncated code.
@@ -42,8 +43,8 @@ grammar (3.12 accepts `type X = int`, 3.11 does not). ast.parse never executes t
 escapes) are silenced so `-W error` cannot turn them into a verdict; any exception (SyntaxError,
 RecursionError, MemoryError, ValueError from NUL bytes or lone surrogates) means invalid. The location comes
 from the SyntaxError, else from tree-sitter. C++ and Java use tree-sitter: any ERROR or MISSING node means
-invalid, and it gives the location. Parsers are built once per process, lazily, and are not meant to be
-shared across threads.
+invalid, and it gives the location. Each tree-sitter Parser is built once per process, lazily (py-tree-sitter
+holds the GIL while parsing, so threads take turns; a free-threaded build would want one per thread).
 """
 import ast
 import functools
