@@ -70,7 +70,7 @@ def default_tokenizer_dir() -> str:
 @dataclass
 class Tokenizer:
     backend: tokenizers.Tokenizer  # the fast BPE from tokenizer.json
-    pad_id: int  # <|endoftext|> (151643) for Qwen3; only fills padding, never read as a real token
+    pad_id: int  # <|endoftext|> (151643) for Qwen3, also a real stop token: find ends from lengths, not pad ids
     eos_ids: tuple[int, ...]  # generation stops at any of these: <|im_end|> (151645), <|endoftext|> (151643)
     chat_template: str | None  # the raw jinja template the directory ships, kept to compare and to inspect
 
