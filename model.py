@@ -128,9 +128,14 @@ def apply_rope(x, cos, sin):
 
 
 def attend(q, k, v, mask):
-    """q [B, H, Tq, D], k, v [B, KV, Tk, D] -> [B, H, Tq, D].
-    mask: None (plain causal, Tq == Tk), a bool tensor [B|1, 1, Tq, Tk] (True = may attend), or a
-    flex-attention BlockMask (packed sequences on CUDA)."""
+    """q [B, H, Tq, D], k, v [B, KV, Tk, D] -> [B, H, Tq, D]. `mask` is one of:
+      None            plain causal (Tq == Tk)
+      bool tensor     [B|1, 1, Tq, Tk], True = may attend (decoding, dense packed fallback)
+      SequenceSpans   packed sequences, each attended alone with causal SDPA (CPU: no N x N mask)
+      BlockMask       packed sequences through flex attention (CUDA)"""
+    if isinstance(mask, SequenceSpans):
+        return torch.cat([F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b], is_causal=True,
+                                                         enable_gqa=True) for a, b in mask], dim=2)
     if mask is not None and not isinstance(mask, torch.Tensor):
         return flex_attention_fn()(q, k, v, block_mask=mask, enable_gqa=True)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, enable_gqa=True)
@@ -260,35 +265,45 @@ def flex_attention_fn():
     return _flex_attention
 
 
+class SequenceSpans(tuple):
+    """(start, end) token spans of the sequences of a packed row."""
+
+
 _flex_attention = None
-PACKED_ATTENTION = os.environ.get("PACKED_ATTENTION", "auto")  # auto | flex | sdpa
+# How packed rows attend: "auto" = flex on CUDA, spans elsewhere; "flex", "spans" or "dense" (an SDPA mask,
+# the fallback where flex attention is missing) force one.
+PACKED_ATTENTION = os.environ.get("PACKED_ATTENTION", "auto")
 
 
 def packed_positions_and_mask(seq_lens, device, total: int | None = None):
     """seq_lens (list of ints or a 1-D tensor) -> positions [1, N] and the block-diagonal causal mask.
 
     Tokens past sum(seq_lens) (padding up to `total`) form one more segment so they attend only to each
-    other and never leak into a real sequence. On CUDA with flex attention available the mask is a sparse
-    BlockMask (skips whole blocks, memory O(N)); otherwise a dense bool [1, 1, N, N] for SDPA.
+    other and never leak into a real sequence. The mask comes in the form `attend` runs fastest here:
+    on CUDA a flex-attention BlockMask (skips whole blocks, memory O(N)); on CPU the spans themselves
+    (causal SDPA per sequence: sum(L^2) work instead of N^2); "dense" a bool [1, 1, N, N] for plain SDPA.
     """
-    lens = torch.as_tensor(seq_lens, device=device, dtype=torch.long)
+    lens = torch.as_tensor(seq_lens, dtype=torch.long).cpu()
     n_real = int(lens.sum())
     total = n_real if total is None else total
     if total < n_real:
         raise ValueError(f"seq_lens sum to {n_real} but the packed row has only {total} tokens")
     if total > n_real:
         lens = torch.cat([lens, lens.new_tensor([total - n_real])])
-    seq_id = torch.repeat_interleave(torch.arange(len(lens), device=device), lens)  # [N]
-    starts = torch.cumsum(lens, 0) - lens  # [S]
+    ends = torch.cumsum(lens, 0)
+    seq_id = torch.repeat_interleave(torch.arange(len(lens)), lens).to(device)  # [N]
+    starts = (ends - lens).to(device)  # [S]
     positions = torch.arange(total, device=device) - starts[seq_id]  # [N]
-    use_flex = PACKED_ATTENTION == "flex" or (PACKED_ATTENTION == "auto" and device.type == "cuda")
-    if use_flex:
+    kind = PACKED_ATTENTION if PACKED_ATTENTION != "auto" else ("flex" if device.type == "cuda" else "spans")
+    if kind == "flex":
         from torch.nn.attention.flex_attention import create_block_mask
 
         def same_sequence_causal(b, h, q_idx, kv_idx):
             return (seq_id[q_idx] == seq_id[kv_idx]) & (q_idx >= kv_idx)
 
         mask = create_block_mask(same_sequence_causal, None, None, total, total, device=str(device))
+    elif kind == "spans":
+        mask = SequenceSpans(zip((ends - lens).tolist(), ends.tolist()))
     else:
         causal = torch.ones(total, total, dtype=torch.bool, device=device).tril_()
         mask = ((seq_id[:, None] == seq_id[None, :]) & causal)[None, None]  # [1, 1, N, N]
@@ -328,12 +343,14 @@ def read_config(ckpt_dir: str) -> tuple[Qwen3Config, dict]:
     return Qwen3Config.from_hf(hf), hf
 
 
-def load_model(name_or_path: str, dtype=None, device=None, head: str | None = None) -> Qwen3:
+def load_model(name_or_path: str, dtype=None, device=None, head: str | None = None,
+               new_head_std: float | None = None) -> Qwen3:
     """Load an HF Qwen3 checkpoint (a directory or a hub id) into `Qwen3`.
 
     dtype: None keeps the checkpoint's stored dtype. head: None picks it from config.json's architectures
     (`score` for Qwen3ForSequenceClassification, else `lm_head`). A checkpoint without the requested head
-    (e.g. a causal LM loaded as a reward model) is an error here; reward.py decides how to start a new head.
+    (a causal LM asked for as a reward model) is an error unless `new_head_std` is given: then the
+    checkpoint's other head is ignored and the requested one drawn from normal(0, new_head_std).
     """
     ckpt_dir = local_dir(name_or_path, allow_patterns=["*.json", "*.safetensors"])
     cfg, hf = read_config(ckpt_dir)
@@ -345,13 +362,30 @@ def load_model(name_or_path: str, dtype=None, device=None, head: str | None = No
         model = Qwen3(cfg, head).to(dtype)  # no memory yet
     model.to_empty(device=device)  # allocated once, in the final dtype, filled below
     model.tie_weights()  # to_empty gives each module its own tensor: share embed and lm_head again
-    load_weights(model, checkpoint_files(ckpt_dir))
+    files = checkpoint_files(ckpt_dir)
+    if new_head_std is not None and not checkpoint_has(files, f"{head}.weight"):
+        other = "score.weight" if head == "lm_head" else "lm_head.weight"
+        load_weights(model, files, ignore={other}, allow_missing={f"{head}.weight"})
+        with torch.no_grad():
+            model.head.weight.normal_(0.0, new_head_std)
+    else:
+        load_weights(model, files)
     return model.eval()
 
 
-def load_weights(model: nn.Module, files: list[str]):
+def checkpoint_has(files: list[str], key: str) -> bool:
+    from safetensors import safe_open
+    for path in files:
+        with safe_open(path, framework="pt") as f:
+            if key in f.keys():
+                return True
+    return False
+
+
+def load_weights(model: nn.Module, files: list[str], ignore=frozenset(), allow_missing=frozenset()):
     """Copy every tensor of `files` into `model`'s parameters (cast to their dtype, on their device).
-    Any missing, unexpected or mis-shaped key raises, naming the key, the file and both shapes."""
+    Any missing, unexpected or mis-shaped key raises, naming the key, the file and both shapes; keys in
+    `ignore` are skipped in the files, keys in `allow_missing` may be absent from them."""
     from safetensors import safe_open
     params = dict(model.named_parameters())  # tied weights appear once, under their first name
     tied_lm_head = getattr(model, "head_name", None) == "lm_head" and model.cfg.tie_word_embeddings
@@ -359,7 +393,7 @@ def load_weights(model: nn.Module, files: list[str]):
     for path in files:
         with safe_open(path, framework="pt") as f:
             for key in f.keys():
-                if key == "lm_head.weight" and tied_lm_head:
+                if key in ignore or (key == "lm_head.weight" and tied_lm_head):
                     continue  # a tied model's file may carry a copy of the embedding as lm_head: HF ignores it
                 if key not in params:
                     raise KeyError(f"{path}: unexpected key {key!r} (not a parameter of {type(model).__name__})")
@@ -370,7 +404,7 @@ def load_weights(model: nn.Module, files: list[str]):
                 with torch.no_grad():
                     params[key].copy_(f.get_tensor(key))
                 loaded.add(key)
-    missing = sorted(set(params) - loaded)
+    missing = sorted(set(params) - loaded - set(allow_missing))
     if missing:
         raise KeyError(f"{', '.join(files)}: missing keys {missing}")
 

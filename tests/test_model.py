@@ -127,7 +127,7 @@ def test_round_trip_score_head_and_bf16(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
-@pytest.mark.parametrize("attention", ["sdpa", "flex"])
+@pytest.mark.parametrize("attention", ["spans", "dense", "flex"])
 def test_packed_forward_equals_each_sequence_alone(monkeypatch, attention):
     monkeypatch.setattr(M, "PACKED_ATTENTION", attention)
     model = M.init_weights(M.Qwen3(M.tiny_config(vocab_size=VOCAB, num_attention_heads=8)), std=0.15, seed=3)
@@ -141,7 +141,8 @@ def test_packed_forward_equals_each_sequence_alone(monkeypatch, attention):
     torch.testing.assert_close(padded_row[: sum(lens)], alone, atol=1e-5, rtol=0)  # trailing pad is inert
 
 
-def test_packed_positions_restart_per_sequence():
+def test_packed_positions_restart_per_sequence(monkeypatch):
+    monkeypatch.setattr(M, "PACKED_ATTENTION", "dense")
     positions, mask = M.packed_positions_and_mask([3, 2], torch.device("cpu"), total=6)
     assert positions.tolist() == [[0, 1, 2, 0, 1, 0]]
     expected = torch.tensor([[1, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0],
