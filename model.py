@@ -247,9 +247,14 @@ class Qwen3(nn.Module):
             positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
         return self.model(input_ids, positions, mask, cache)
 
-    def forward(self, input_ids, seq_lens=None, positions=None, mask=None, cache=None):
-        """input_ids [B, T] -> logits [B, T, V] (or scores [B, T, num_labels] for the score head)."""
-        return self.head(self.hidden_states(input_ids, seq_lens, positions, mask, cache))
+    def forward(self, input_ids, seq_lens=None, positions=None, mask=None, cache=None, head_at=None):
+        """input_ids [B, T] -> logits [B, T, V] (scores [B, T, num_labels] for the score head).
+        head_at: flat indices into the B*T positions; the head runs only there -> [len(head_at), V].
+        (Under FSDP call the model, not `hidden_states`: the root's parameters are gathered in forward.)"""
+        hidden = self.hidden_states(input_ids, seq_lens, positions, mask, cache)
+        if head_at is not None:
+            hidden = hidden.flatten(0, 1)[head_at]  # [len(head_at), H]
+        return self.head(hidden)
 
 
 # -----------------------------------------------------------------------------

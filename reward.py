@@ -121,9 +121,8 @@ def packed_last_token_scores(model: Qwen3, seqs: list[list[int]]):
     device = model.model.embed_tokens.weight.device
     lens = [len(s) for s in seqs]
     ids = torch.tensor([t for s in seqs for t in s], device=device)[None]  # [1, N]
-    hidden = model.hidden_states(ids, seq_lens=lens)[0]  # [N, H]
     last = torch.tensor(lens, device=device).cumsum(0) - 1  # [S] index of each sequence's last token
-    return model.head(hidden[last])[:, 0].float()  # [S]
+    return model(ids, seq_lens=lens, head_at=last)[:, 0].float()  # [S]
 
 
 @dataclass

@@ -35,6 +35,7 @@ Usage:
 import importlib.util
 import json
 import os
+import shutil
 import warnings
 from dataclasses import dataclass
 
@@ -73,6 +74,14 @@ class Tokenizer:
     pad_id: int  # <|endoftext|> (151643) for Qwen3, also a real stop token: find ends from lengths, not pad ids
     eos_ids: tuple[int, ...]  # generation stops at any of these: <|im_end|> (151645), <|endoftext|> (151643)
     chat_template: str | None  # the raw jinja template the directory ships, kept to compare and to inspect
+    directory: str  # where the files came from
+
+    def save(self, out_dir: str) -> None:
+        """Copy the tokenizer files next to a checkpoint, so the checkpoint is self-contained."""
+        os.makedirs(out_dir, exist_ok=True)
+        for name in TOKENIZER_FILES:
+            if os.path.isfile(os.path.join(self.directory, name)):
+                shutil.copyfile(os.path.join(self.directory, name), os.path.join(out_dir, name))
 
     def encode(self, text: str) -> list[int]:
         return self.backend.encode(text, add_special_tokens=False).ids
@@ -112,7 +121,7 @@ def load_tokenizer(name_or_path: str | None = None) -> Tokenizer:
     if name_or_path is not None:
         _check_chat_template(chat_template, name_or_path)
     return Tokenizer(backend, pad_id=_token_id(backend, pad), eos_ids=tuple(_token_id(backend, t) for t in STOP_TOKENS),
-                     chat_template=chat_template)
+                     chat_template=chat_template, directory=directory)
 
 
 def _token_id(backend: tokenizers.Tokenizer, token: str) -> int:

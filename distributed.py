@@ -1,0 +1,139 @@
+"""What train_rm.py and train_rl.py share: process-group set-up, FSDP2 wrapping, collectives that keep ranks
+in step, resumable DCP checkpoints, and the full-state-dict export.
+
+- Backend from the device: NCCL on CUDA, gloo on CPU. Run without torchrun, a script is a 1-rank group
+  (same code path, so a 1-rank and a K-rank run can be compared number for number).
+- FSDP2 (`fully_shard`) on each transformer block, then on the root module, which holds the embedding,
+  the final norm and the head (a tied embedding and lm_head stay in one unit). On CUDA, bf16 parameters in
+  compute with float32 gradient reduction; on CPU everything stays float32.
+- Checkpoints: `save_checkpoint` writes model and optimizer with torch.distributed.checkpoint into
+  `step_XXXXXXXX.tmp`, each rank's extra state (scheduler, RNG, data position) beside it, and only then
+  renames the directory to `step_XXXXXXXX`: a crash mid-write leaves a `.tmp` that is never loaded.
+"""
+import os
+import random
+import re
+import shutil
+from datetime import timedelta
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
+                                                     set_state_dict)
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+
+def setup() -> tuple[int, int, torch.device]:
+    """Join (or create) the process group. Returns rank, world size and this rank's device."""
+    if "RANK" not in os.environ:  # plain `python script.py`: a group of one
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    else:
+        device, backend = torch.device("cpu"), "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend, timeout=timedelta(minutes=30))
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def teardown():
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def shard(model: torch.nn.Module, device: torch.device):
+    """FSDP2: one unit per block, then the root (embedding, final norm, head)."""
+    mp = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+          if device.type == "cuda" else MixedPrecisionPolicy())
+    for block in model.model.layers:
+        fully_shard(block, mp_policy=mp)
+    fully_shard(model, mp_policy=mp)
+    return model
+
+
+def all_reduce_sum(values: dict, device) -> dict:
+    """Sum a dict of floats over ranks (one collective)."""
+    keys = sorted(values)
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return dict(zip(keys, t.tolist()))
+
+
+def all_reduce_max(value: int, device) -> int:
+    t = torch.tensor([value], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def full_state_dict(model) -> dict:
+    """The whole model's state dict on rank 0's CPU (empty on other ranks); a collective."""
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+# -----------------------------------------------------------------------------
+# Resumable checkpoints
+
+STEP_DIR = re.compile(r"^step_(\d{8})$")
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict):
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def save_checkpoint(ckpt_root: str, step: int, model, optimizer, extra: dict, keep: int = 2):
+    """Model + optimizer through DCP (each rank writes its shards), `extra` per rank with torch.save; the
+    directory becomes visible under its final name only once every rank has finished writing."""
+    rank = dist.get_rank()
+    final = os.path.join(ckpt_root, f"step_{step:08d}")
+    tmp = final + ".tmp"
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+    dist.barrier()
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=tmp)
+    torch.save({**extra, "rng": rng_state()}, os.path.join(tmp, f"extra_rank{rank}.pt"))
+    dist.barrier()
+    if rank == 0:
+        shutil.rmtree(final, ignore_errors=True)
+        os.rename(tmp, final)  # atomic: the checkpoint exists complete or not at all
+        for old in sorted(d for d in os.listdir(ckpt_root) if STEP_DIR.match(d))[:-keep]:
+            shutil.rmtree(os.path.join(ckpt_root, old), ignore_errors=True)
+    dist.barrier()
+    return final
+
+
+def latest_checkpoint(ckpt_root: str) -> str | None:
+    """The newest complete checkpoint directory (`.tmp` leftovers of a crash are ignored)."""
+    if not os.path.isdir(ckpt_root):
+        return None
+    done = sorted(d for d in os.listdir(ckpt_root) if STEP_DIR.match(d))
+    return os.path.join(ckpt_root, done[-1]) if done else None
+
+
+def load_checkpoint(path: str, model, optimizer) -> dict:
+    """Restore model, optimizer and RNG in place; returns this rank's `extra` dict."""
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    state = {"model": model_sd, "optim": optim_sd}
+    dcp.load(state, checkpoint_id=path)
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    extra = torch.load(os.path.join(path, f"extra_rank{dist.get_rank()}.pt"), weights_only=False)
+    set_rng_state(extra.pop("rng"))
+    return extra

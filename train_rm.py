@@ -1,0 +1,278 @@
+"""Train a code reward model with the pairwise Bradley-Terry loss (CodeScaler, SPEC.md sections 1-3).
+
+    torchrun --standalone --nproc_per_node=2 train_rm.py            # the built-in demo (CPU: 2 gloo ranks)
+    torchrun --nproc_per_node=8 train_rm.py --model Skywork/Skywork-Reward-V2-Qwen3-8B \
+        --data pairs_train.jsonl --eval-data pairs_heldout.jsonl --out runs/rm8b --lr 2e-6
+    multi-node: torchrun's usual --nnodes/--node-rank/--rdzv-endpoint flags; `python train_rm.py` is 1 rank.
+
+The algorithm, top to bottom:
+  1. Pairs (question, chosen code, rejected code) from data.load_pairs; each side rendered as
+     [user: question, assistant: code] with the Qwen3 chat format and right-truncated to --max-len.
+  2. Each optimizer step takes a global batch of --global-batch pairs (a seeded shuffle per epoch; the
+     remainder of an epoch is dropped); rank r takes pairs r, r+K, r+2K, ... of it.
+  3. A rank packs its pairs into micro-batches of at most --micro-batch-tokens tokens (both sides of a
+     pair in the same micro-batch), one packed row each, and accumulates gradients of
+         sum over its pairs of -log sigmoid(r_chosen - r_rejected - margin) + c * (r_chosen + r_rejected)^2
+     scaled by K / global_batch, so FSDP's gradient average over ranks is the mean over the global batch,
+     however the pairs fall into micro-batches. Ranks with fewer micro-batches run empty ones (weight 0)
+     so that every rank makes the same FSDP collectives.
+  4. AdamW, linear warm-up then cosine decay to 0, gradient clipping.
+  5. Held-out pairwise accuracy and margin before training (the starting model), every --eval-every
+     steps and at the end.
+
+Outputs under --out: metrics.jsonl (every step and eval), checkpoints/step_* (resumable: model,
+optimizer, scheduler, RNG, data position; --resume picks the newest complete one), and final/, an HF
+Qwen3ForSequenceClassification checkpoint (num_labels 1, pad_token_id, tokenizer files) that
+transformers and reward.RewardModel load.
+
+Choices the paper leaves open (learning rate, batch size, epochs are not public): defaults follow common
+reward-model practice (lr 2e-6 for a pretrained RM, 1 epoch, warm-up 3% of steps); the demo's tiny random
+model uses lr 1e-3 and several epochs, since it starts from nothing.
+"""
+import argparse
+import json
+import math
+import os
+import time
+
+import torch
+from tqdm import tqdm
+
+import distributed
+from data import load_pairs
+from model import Qwen3, init_weights, save_model, tiny_config
+from reward import RewardModel, pair_metrics, packed_last_token_scores, pairwise_loss, summarize, token_budget_batches
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # model and data
+    p.add_argument("--model", default=None, help="reward model or causal LM: hub id or directory "
+                   "(default: a tiny random Qwen3 written to OUT/init, for the demo)")
+    p.add_argument("--tokenizer", default=None, help="default: the checkpoint's own, else the bundled Qwen3 one")
+    p.add_argument("--data", default=os.path.join(HERE, "data/humaneval_pairs_train.jsonl"),
+                   help="training pairs: JSONL/parquet file, directory or hub dataset id")
+    p.add_argument("--eval-data", default=os.path.join(HERE, "data/humaneval_pairs_heldout.jsonl"),
+                   help="held-out pairs ('' to skip evaluation)")
+    p.add_argument("--out", default="runs/rm", help="output directory")
+    p.add_argument("--max-len", type=int, default=4096, help="tokens per reward-model input (right-truncated)")
+    # optimisation
+    p.add_argument("--global-batch", type=int, default=32, help="pairs per optimizer step, over all ranks")
+    p.add_argument("--micro-batch-tokens", type=int, default=8192, help="token budget of one packed micro-batch")
+    p.add_argument("--epochs", type=float, default=None, help="default 1 (demo: 6)")
+    p.add_argument("--max-steps", type=int, default=None, help="cap on optimizer steps")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-6; demo: 1e-3)")
+    p.add_argument("--warmup", type=float, default=0.03, help="warm-up steps, as a fraction of all steps")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--margin", type=float, default=0.0, help="Bradley-Terry margin (0 = the paper's loss)")
+    p.add_argument("--center-coef", type=float, default=0.0, help="reward-centering coefficient (0 = off)")
+    p.add_argument("--seed", type=int, default=0)
+    # evaluation, checkpoints
+    p.add_argument("--eval-every", type=int, default=50, help="steps between held-out evaluations")
+    p.add_argument("--save-every", type=int, default=100, help="steps between resumable checkpoints")
+    p.add_argument("--keep", type=int, default=2, help="resumable checkpoints kept")
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    p.add_argument("--stop-at", type=int, default=None,
+                   help="stop after this step as if interrupted (a checkpoint is written); for testing resume")
+    p.add_argument("--export-dtype", choices=["float32", "bfloat16"], default=None,
+                   help="dtype of final/ (default: bfloat16 on CUDA, float32 on CPU)")
+    return p.parse_args(argv)
+
+
+# -----------------------------------------------------------------------------
+# Micro-batches that keep every rank in step
+
+
+def pair_microbatches(pairs: list[tuple[list[int], list[int]]], max_tokens: int) -> list[list[int]]:
+    """Indices of pairs grouped so each group's chosen + rejected tokens fit the budget."""
+    return token_budget_batches([len(c) + len(r) for c, r in pairs], max_tokens)
+
+
+def score_pairs(model, pairs):
+    """One packed forward over the pairs' chosen and rejected sequences -> (r_chosen [P], r_rejected [P])."""
+    scores = packed_last_token_scores(model, [s for c, r in pairs for s in (c, r)])
+    return scores[0::2], scores[1::2]
+
+
+@torch.no_grad()
+def evaluate(model, pairs, args, rank, world, device) -> dict:
+    model.eval()
+    mine = pairs[rank::world]
+    batches = pair_microbatches(mine, args.micro_batch_tokens)
+    sums = {"pairs": 0.0, "correct": 0.0, "margin": 0.0, "chosen": 0.0, "rejected": 0.0, "reward_sq": 0.0}
+    for i in range(distributed.all_reduce_max(len(batches), device)):
+        if i < len(batches):
+            rc, rr = score_pairs(model, [mine[j] for j in batches[i]])
+            sums = {k: sums[k] + v for k, v in pair_metrics(rc, rr).items()}
+        else:  # an empty micro-batch: the same FSDP all-gathers as the other ranks
+            score_pairs(model, [([0], [0])])
+    model.train()
+    return summarize(distributed.all_reduce_sum(sums, device))
+
+
+# -----------------------------------------------------------------------------
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    rank, world, device = distributed.setup()
+    demo = args.model is None
+    epochs = args.epochs if args.epochs is not None else (6.0 if demo else 1.0)
+    lr = args.lr if args.lr is not None else (1e-3 if demo else 2e-6)
+    torch.manual_seed(args.seed)
+    log = tqdm.write if rank == 0 else (lambda *a, **k: None)
+
+    # Model: a checkpoint, or the demo's tiny random Qwen3 (written through the real checkpoint path).
+    if demo:
+        args.model = os.path.join(args.out, "init")
+        if rank == 0 and not os.path.exists(os.path.join(args.model, "config.json")):
+            save_model(init_weights(Qwen3(tiny_config(hidden_size=128, intermediate_size=256, num_attention_heads=4,
+                                                      num_key_value_heads=2, head_dim=32), head="score"),
+                                    seed=args.seed), args.model)
+        torch.distributed.barrier()
+    rm = RewardModel.from_pretrained(args.model, dtype=torch.float32, device=device, tokenizer=args.tokenizer,
+                                     max_len=args.max_len)
+    model, tokenizer = rm.model, rm.tokenizer
+
+    # Data: tokenized once. A malformed file stops here, before any step, with the loader's message.
+    def tokenize(path):
+        pairs = load_pairs(path)
+        chosen = rm.encode([p.question for p in pairs], [p.chosen for p in pairs])
+        rejected = rm.encode([p.question for p in pairs], [p.rejected for p in pairs])
+        return list(zip(chosen.ids, rejected.ids)), chosen.truncated + rejected.truncated
+
+    train, truncated = tokenize(args.data)
+    evals, eval_truncated = tokenize(args.eval_data) if args.eval_data else ([], 0)
+    steps_per_epoch = len(train) // args.global_batch
+    if steps_per_epoch == 0:
+        raise ValueError(f"{args.data}: {len(train)} pairs, fewer than one global batch of {args.global_batch}")
+    total_steps = int(epochs * steps_per_epoch)
+    if args.max_steps is not None:
+        total_steps = min(total_steps, args.max_steps)
+    warmup_steps = max(1, int(args.warmup * total_steps))
+    log(f"{len(train)} training pairs ({truncated} inputs truncated to {args.max_len} tokens), {len(evals)} held-out "
+        f"pairs ({eval_truncated} truncated); {world} rank(s) on {device}; {total_steps} steps of "
+        f"{args.global_batch} pairs")
+
+    # FSDP2, AdamW, warm-up + cosine.
+    distributed.shard(model, device)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay, betas=(0.9, 0.95))
+
+    def lr_factor(step):  # step counts from 0
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+
+    os.makedirs(args.out, exist_ok=True)
+    ckpt_root = os.path.join(args.out, "checkpoints")
+    metrics_path = os.path.join(args.out, "metrics.jsonl")
+    start_step, before = 0, None
+    latest = distributed.latest_checkpoint(ckpt_root) if args.resume else None
+    if latest:
+        extra = distributed.load_checkpoint(latest, model, optimizer)
+        scheduler.load_state_dict(extra["scheduler"])
+        start_step, before = extra["step"], extra["eval_before"]
+        log(f"resumed from {latest} at step {start_step}")
+    if rank == 0:  # keep the metrics of the steps before the resume point, drop any written after it
+        kept = []
+        if latest and os.path.exists(metrics_path):
+            kept = [line for line in open(metrics_path) if json.loads(line)["step"] <= start_step]
+        with open(metrics_path, "w") as f:
+            f.writelines(kept)
+
+    def write_metrics(record):
+        if rank == 0:
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    if before is None and evals:
+        before = evaluate(model, evals, args, rank, world, device)
+        write_metrics({"step": 0, **{f"eval/{k}": v for k, v in before.items()}})
+        log(f"held-out before training: accuracy {before['accuracy']:.3f}, margin {before['margin']:+.3f}")
+
+    bar = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps, disable=rank != 0,
+               desc="train_rm", dynamic_ncols=True)
+    after = before
+    for step in bar:
+        t0 = time.perf_counter()
+        # 2. this step's global batch and this rank's share of it
+        epoch, offset = divmod(step, steps_per_epoch)
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed * 100_003 + epoch))
+        batch = order[offset * args.global_batch : (offset + 1) * args.global_batch].tolist()
+        mine = [train[i] for i in batch[rank::world]]
+        # 3. packed micro-batches, the same count on every rank, gradients accumulated
+        micro = pair_microbatches(mine, args.micro_batch_tokens)
+        n_micro = distributed.all_reduce_max(len(micro), device)
+        sums = {"pairs": 0.0, "correct": 0.0, "margin": 0.0, "chosen": 0.0, "rejected": 0.0, "reward_sq": 0.0,
+                "loss": 0.0, "tokens": 0.0}
+        for i in range(n_micro):
+            model.set_requires_gradient_sync(i == n_micro - 1)  # reduce-scatter once, after the last one
+            pairs = [mine[j] for j in micro[i]] if i < len(micro) else [([0], [0])]
+            rc, rr = score_pairs(model, pairs)
+            loss, metrics = pairwise_loss(rc, rr, args.margin, args.center_coef, reduction="sum")
+            weight = world / args.global_batch if i < len(micro) else 0.0
+            (loss * weight).backward()
+            if i < len(micro):
+                sums = {k: sums[k] + metrics.get(k, 0.0) for k in sums}
+                sums["loss"] += loss.item()
+                sums["tokens"] += sum(len(c) + len(r) for c, r in pairs)
+        # 4. clip, step
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        sums = distributed.all_reduce_sum(sums, device)
+        dt = time.perf_counter() - t0
+        record = {"step": step + 1, "loss": sums["loss"] / sums["pairs"], **summarize(sums),
+                  "lr": lr * lr_factor(step), "grad_norm": grad_norm.item(),
+                  "tokens_per_s": sums["tokens"] / dt, "pairs_per_s": sums["pairs"] / dt}
+        write_metrics(record)
+        bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.2f}",
+                        tok_s=f"{record['tokens_per_s']:.0f}")
+        # 5. evaluate, checkpoint
+        done = step + 1
+        if evals and (done % args.eval_every == 0 or done == total_steps):
+            after = evaluate(model, evals, args, rank, world, device)
+            write_metrics({"step": done, **{f"eval/{k}": v for k, v in after.items()}})
+            log(f"step {done}: held-out accuracy {after['accuracy']:.3f}, margin {after['margin']:+.3f}")
+        if done % args.save_every == 0 or done == args.stop_at:
+            path = distributed.save_checkpoint(ckpt_root, done, model, optimizer,
+                                               {"step": done, "scheduler": scheduler.state_dict(), "eval_before": before},
+                                               keep=args.keep)
+            log(f"checkpoint: {path}")
+        if done == args.stop_at:
+            log(f"stopping after step {done} as asked (--stop-at); continue with --resume")
+            distributed.teardown()
+            return
+    bar.close()
+
+    # Export: an HF Qwen3ForSequenceClassification checkpoint with the tokenizer files.
+    final = os.path.join(args.out, "final")
+    state = distributed.full_state_dict(model)
+    if rank == 0:
+        export_dtype = getattr(torch, args.export_dtype) if args.export_dtype else (
+            torch.bfloat16 if device.type == "cuda" else torch.float32)
+        model.cfg.pad_token_id = tokenizer.pad_id
+        save_model(model, final, state_dict=state, dtype=export_dtype)
+        tokenizer.save(final)
+        print("\n" + "=" * 72)
+        if before is not None:
+            print(f"held-out pairwise accuracy: {before['accuracy']:.3f} before -> {after['accuracy']:.3f} after "
+                  f"({len(evals)} pairs); mean margin {before['margin']:+.3f} -> {after['margin']:+.3f}")
+        print(f"reward model: {final}")
+        print(f"metrics: {metrics_path}")
+        print(f"score with it:\n  python -c \"from reward import RewardModel; rm = RewardModel.from_pretrained('{final}'); "
+              "print(rm.score(['Add two numbers.'], ['def add(a, b):\\n    return a + b']))\"")
+    distributed.teardown()
+
+
+if __name__ == "__main__":
+    main()
