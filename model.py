@@ -106,7 +106,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
-        x32 = x.float()  # normalise in float32 whatever the model dtype, as HF does
+        x32 = x.float() if x.element_size() < 4 else x  # normalise in (at least) float32, as HF does
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * x32.to(x.dtype)
 
@@ -318,7 +318,7 @@ def packed_positions_and_mask(seq_lens, device, total: int | None = None):
 # -----------------------------------------------------------------------------
 # Checkpoint I/O (HF layout)
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
 
 def checkpoint_files(ckpt_dir: str) -> list[str]:

@@ -33,6 +33,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 
 import torch
@@ -58,6 +59,9 @@ def parse_args(argv=None):
                    help="held-out pairs ('' to skip evaluation)")
     p.add_argument("--out", default="runs/rm", help="output directory")
     p.add_argument("--max-len", type=int, default=4096, help="tokens per reward-model input (right-truncated)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                   help="master weights and optimizer state (on CUDA the compute runs in bf16 regardless); "
+                   "float64 makes runs that batch differently agree to round-off, for checking parity")
     # optimisation
     p.add_argument("--global-batch", type=int, default=32, help="pairs per optimizer step, over all ranks")
     p.add_argument("--micro-batch-tokens", type=int, default=8192, help="token budget of one packed micro-batch")
@@ -133,7 +137,7 @@ def main(argv=None):
                                                       num_key_value_heads=2, head_dim=32), head="score"),
                                     seed=args.seed), args.model)
         torch.distributed.barrier()
-    rm = RewardModel.from_pretrained(args.model, dtype=torch.float32, device=device, tokenizer=args.tokenizer,
+    rm = RewardModel.from_pretrained(args.model, dtype=getattr(torch, args.dtype), device=device, tokenizer=args.tokenizer,
                                      max_len=args.max_len)
     model, tokenizer = rm.model, rm.tokenizer
 
@@ -144,11 +148,17 @@ def main(argv=None):
         rejected = rm.encode([p.question for p in pairs], [p.rejected for p in pairs])
         return list(zip(chosen.ids, rejected.ids)), chosen.truncated + rejected.truncated
 
-    train, truncated = tokenize(args.data)
-    evals, eval_truncated = tokenize(args.eval_data) if args.eval_data else ([], 0)
+    try:
+        train, truncated = tokenize(args.data)
+        evals, eval_truncated = tokenize(args.eval_data) if args.eval_data else ([], 0)
+        if len(train) < args.global_batch:
+            raise ValueError(f"{args.data}: {len(train)} pairs, fewer than one global batch of {args.global_batch}")
+    except (ValueError, FileNotFoundError) as e:
+        if rank == 0:
+            print(f"train_rm.py: error: {e}", file=sys.stderr)
+        distributed.teardown()
+        sys.exit(2)
     steps_per_epoch = len(train) // args.global_batch
-    if steps_per_epoch == 0:
-        raise ValueError(f"{args.data}: {len(train)} pairs, fewer than one global batch of {args.global_batch}")
     total_steps = int(epochs * steps_per_epoch)
     if args.max_steps is not None:
         total_steps = min(total_steps, args.max_steps)
