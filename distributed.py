@@ -71,9 +71,10 @@ def all_reduce_max(value: int, device) -> int:
     return int(t.item())
 
 
-def full_state_dict(model) -> dict:
-    """The whole model's state dict on rank 0's CPU (empty on other ranks); a collective."""
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+def full_state_dict(model, all_ranks: bool = False) -> dict:
+    """The whole model's state dict: on rank 0's CPU (empty elsewhere), or with all_ranks on every rank's
+    device (to refresh a replica). A collective: every rank calls it."""
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=not all_ranks))
 
 
 # -----------------------------------------------------------------------------

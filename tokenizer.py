@@ -92,6 +92,9 @@ class Tokenizer:
     def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
         return self.backend.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
+    def decode_batch(self, seqs: list[list[int]], skip_special_tokens: bool = False) -> list[str]:
+        return self.backend.decode_batch([list(s) for s in seqs], skip_special_tokens=skip_special_tokens)
+
     def token_to_id(self, token: str) -> int:
         """The id of a token, raising KeyError when it is not in the vocabulary (never a silent None)."""
         return _token_id(self.backend, token)
