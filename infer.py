@@ -1,0 +1,584 @@
+"""Test-time use of the reward model: scoring, sampling, best-of-N reranking and execution-based evaluation.
+
+    python infer.py                                        # best-of-N on the held-out HumanEval problems (below)
+    python infer.py score --rm runs/rm/final --in responses.jsonl --out scored.jsonl
+    python infer.py generate --policy Qwen/Qwen3-8B --n 8 --out samples.jsonl        # resumable
+    python infer.py bon --samples samples.jsonl --n 8      # or --policy CKPT, or the bundled pools (default)
+    python infer.py eval --samples samples.jsonl --k 1 8   # or --policy CKPT; --problems lcb.jsonl for stdin/stdout
+    python infer.py <command> --help                       # every flag
+
+How it maps to the paper (SPEC.md sections 3, 5 and 6):
+- Best-of-N (section 5): extract each candidate's code with the strict rule, score it with the reward model,
+  keep the argmax of the shaped reward (0 for no valid code, else softplus(score)), so a candidate without a
+  single parsable block is never picked over one with. Ties go to the lowest candidate index.
+- Evaluation (section 6): lenient extraction (the last fenced block), the sandbox, 2 s per test; Avg@n is
+  the mean fraction of a problem's n samples that pass every test, pass@k the unbiased estimator of Chen
+  et al. (2021), 1 - C(n-c, k) / C(n, k), computed as a product so it never overflows.
+
+Choices the paper leaves open, made here:
+- Candidates are judged twice with different extraction: the reward model sees the strict extraction (its
+  training rule), the tests run the lenient one (the evaluation rule). Candidates that are code already
+  (the bundled pools) are used as they are by both.
+- The execution baseline runs the problem's own tests on every candidate and keeps the best pass rate
+  (ties: lowest index). It sees the hidden tests, so its pick is correct whenever any candidate is: an
+  upper bound on accuracy (pass@N), here for its latency. The paper's execution baseline (CURE) generates
+  its tests, which costs more time still. Both selections are timed per problem in the same run; model
+  loading and one warm-up call of each are not counted.
+- Bundled pools (the default): for each held-out HumanEval problem, the deduplicated candidates of
+  data/humaneval_candidates.jsonl (the reference solution and AST mutants with recorded verdicts), in a
+  shuffle seeded by (--seed, problem id), first min(N, pool size) of them: no repeats, so a few problems get
+  fewer than N (the table says how many), and the pool for a smaller N is a prefix of the one for a larger.
+- Accuracy columns count a program as correct when it passes every test; "tests" columns are the mean
+  fraction of tests passed.
+
+Files. Problems: `humaneval` (bundled, --split heldout|train|all) or a JSONL of stdin/stdout problems with
+`question`, `test_input`, `test_output` (lists of strings, or JSON strings of such lists, as in the authors'
+LiveCodeBench files) and an optional `problem_id` (else `question_id`, `id`, or FILE:LINE).
+`generate` writes one line per problem: problem_id, question, responses (N strings), num_tokens, stopped,
+seed. `score` reads `question` (or `problem`, `question_content`) and `response` (code extracted strictly)
+or `code` (used as it is; `response` wins when both are there), and writes each record back with `code`,
+`score` (raw) and `reward` (shaped) added.
+"""
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+
+from tqdm import tqdm
+
+from data import humaneval_problems
+from extract import extract_code
+from reward import shaped_reward
+from sandbox import CallTests, IOTests, Limits, run_program, run_programs
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_RM = os.path.join(HERE, "runs", "rm", "final")
+DEFAULT_POOL = os.path.join(HERE, "data", "humaneval_candidates.jsonl")
+
+# -----------------------------------------------------------------------------
+# JSONL that survives being killed
+
+
+def read_jsonl(path: str):
+    """Yield (1-based line number, record) of a JSONL file, skipping blank lines; bad lines raise naming FILE:LINE."""
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{n}: malformed JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(rec, dict):
+                raise ValueError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")
+            yield n, rec
+
+
+def read_finished(path: str) -> list[dict]:
+    """The complete records of an output file a killed run may have left. Records are written whole, one
+    write per line, so only the last line can be torn: text after the last newline is cut off the file
+    (with a note on stderr) and its record counts as not done. A bad line before it is an error."""
+    if not os.path.exists(path):
+        return []
+    with open(path, "rb") as f:
+        raw = f.read()
+    keep = raw.rfind(b"\n") + 1
+    if keep < len(raw):
+        with open(path, "r+b") as f:
+            f.truncate(keep)
+        print(f"{path}: dropped a truncated last line ({len(raw) - keep} bytes) left by an interrupted run",
+              file=sys.stderr)
+    return [rec for _, rec in read_jsonl(path)]
+
+
+def write_records(f, records: list[dict]) -> None:
+    f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))  # one write, then flush
+    f.flush()
+
+
+# -----------------------------------------------------------------------------
+# Problems
+
+
+@dataclass
+class Task:
+    problem_id: str
+    question: str  # what the policy and the reward model see
+    tests: CallTests | IOTests | None  # None: the problem has no tests (it can be sampled and scored, not evaluated)
+
+
+def _string_list(rec: dict, name: str, where: str) -> list[str]:
+    value = rec[name]
+    if isinstance(value, str):  # LiveCodeBench-style files store the lists as JSON text
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"{where}: field {name!r} is a string but not a JSON list") from None
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise ValueError(f"{where}: field {name!r} must be a list of strings (or a JSON string of one)")
+    return value
+
+
+def load_problems(source: str, split: str = "heldout") -> list[Task]:
+    """`humaneval` (the bundled problems of `split`) or a JSONL file of stdin/stdout problems."""
+    if source == "humaneval":
+        return [Task(p.problem_id, p.question, p.tests) for p in humaneval_problems(split)]
+    tasks, seen = [], set()
+    for n, rec in read_jsonl(source):
+        where = f"{source}:{n}"
+        if not isinstance(rec.get("question"), str) or not rec["question"].strip():
+            raise ValueError(f"{where}: missing or empty field 'question'")
+        pid = next((str(rec[k]) for k in ("problem_id", "question_id", "id") if rec.get(k) is not None), where)
+        if pid in seen:
+            raise ValueError(f"{where}: problem id {pid!r} appears twice")
+        seen.add(pid)
+        tests = None
+        if "test_input" in rec or "test_output" in rec:
+            if not ("test_input" in rec and "test_output" in rec):
+                raise ValueError(f"{where}: has only one of 'test_input' and 'test_output'")
+            inputs, outputs = _string_list(rec, "test_input", where), _string_list(rec, "test_output", where)
+            if len(inputs) != len(outputs):
+                raise ValueError(f"{where}: {len(inputs)} test inputs but {len(outputs)} outputs")
+            tests = IOTests(inputs, outputs) if inputs else None
+        tasks.append(Task(pid, rec["question"], tests))
+    return tasks
+
+
+def tests_of(tasks_by_id: dict[str, Task], pid: str, source: str) -> CallTests | IOTests:
+    task = tasks_by_id.get(pid)
+    if task is None or task.tests is None:
+        why = "is not among the problems of" if task is None else "has no tests in"
+        raise ValueError(f"problem {pid!r} {why} {source}: it cannot be evaluated (pass --problems FILE with "
+                         "its tests, or --no-exec to select without executing)")
+    return task.tests
+
+
+def read_samples(path: str) -> list[dict]:
+    """A `generate` file: one record per problem with `problem_id`, `question` and `responses`."""
+    records, seen = [], set()
+    for n, rec in read_jsonl(path):
+        where = f"{path}:{n}"
+        for name, kind in (("problem_id", str), ("question", str), ("responses", list)):
+            if not isinstance(rec.get(name), kind):
+                raise ValueError(f"{where}: missing field {name!r} (a {kind.__name__}); is this a `generate` file?")
+        if not rec["responses"] or not all(isinstance(r, str) for r in rec["responses"]):
+            raise ValueError(f"{where}: 'responses' must be a non-empty list of strings")
+        if rec["problem_id"] in seen:
+            raise ValueError(f"{where}: problem {rec['problem_id']!r} appears twice")
+        seen.add(rec["problem_id"])
+        records.append(rec)
+    return records
+
+
+def limits_for(tasks: list[Task], timeout_s: float) -> Limits:
+    """Per-test timeout as given; the whole-program limit grows with the longest test list."""
+    most = max(len(t.tests.inputs if isinstance(t.tests, IOTests) else t.tests.tests) for t in tasks)
+    return Limits(test_timeout_s=timeout_s, total_timeout_s=max(30.0, timeout_s * most + 10.0))
+
+
+# -----------------------------------------------------------------------------
+# score
+
+
+def score_file(rm, in_path: str, out_path: str, chunk: int = 512, max_tokens: int = 16384,
+               shaping: str = "softplus", resume: bool = False) -> int:
+    """Stream `in_path` through the reward model, `chunk` records at a time; returns records written.
+    Each chunk is written with one write and flushed, so a killed run leaves whole lines (and at most one
+    torn last line, which --resume cuts off before going on after the last whole one)."""
+    done = len(read_finished(out_path)) if resume else 0
+    with open(in_path, encoding="utf-8") as f:
+        total = sum(1 for line in f if line.strip())
+    written = 0
+    with open(out_path, "a" if resume else "w", encoding="utf-8") as out, \
+            tqdm(total=total, initial=done, desc="score", unit="rec") as bar:
+        batch = []
+
+        def flush():
+            nonlocal written
+            scores = rm.score([q for q, _, _ in batch], [c for _, c, _ in batch], max_tokens=max_tokens)
+            write_records(out, [{**rec, "code": c, "score": s, "reward": shaped_reward(s, c, shaping)}
+                                for (_, c, rec), s in zip(batch, scores)])
+            written += len(batch)
+            bar.update(len(batch))
+            batch.clear()
+
+        for index, (n, rec) in enumerate(read_jsonl(in_path)):
+            if index < done:
+                continue
+            question = next((rec[k] for k in ("question", "problem", "question_content") if k in rec), None)
+            if not isinstance(question, str):
+                raise ValueError(f"{in_path}:{n}: missing field 'question' (or 'problem', 'question_content')")
+            if isinstance(rec.get("response"), str):
+                code = extract_code(rec["response"], mode="strict")
+            elif isinstance(rec.get("code"), str):
+                code = rec["code"]
+            else:
+                raise ValueError(f"{in_path}:{n}: missing field 'response' or 'code' (a string)")
+            batch.append((question, code, rec))
+            if len(batch) == chunk:
+                flush()
+        if batch:
+            flush()
+    return written
+
+
+# -----------------------------------------------------------------------------
+# generate
+
+
+def problem_seed(seed: int, problem_id: str) -> int:
+    """Each problem's samples depend only on (seed, problem id): a resumed run writes what an uninterrupted one would."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{problem_id}".encode()).digest()[:8], "little") >> 1
+
+
+def generate_samples(model, tokenizer, tasks: list[Task], out_path: str, policy: str = "", n: int = 8,
+                     temperature: float = 0.6, top_p: float = 0.95, top_k: int = 20, max_new_tokens: int = 4096,
+                     seed: int = 0, thinking: bool = True, max_problems: int | None = None) -> int:
+    """Append one line per problem not yet in `out_path` (n responses each, flushed per problem); returns
+    the number of problems written. Stops after `max_problems` new problems when given. Each line records
+    the settings (`policy` names the checkpoint); resuming a file written with other settings is an error."""
+    from generate import generate
+    from tokenizer import render_prompt
+
+    settings = dict(policy=policy, n=n, temperature=temperature, top_p=top_p, top_k=top_k,
+                    max_new_tokens=max_new_tokens, seed=seed, thinking=thinking)
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    done = set()
+    for rec in read_finished(out_path):
+        old = rec.get("settings", {})
+        for key in (k for k in settings if old.get(k) != settings[k]):
+            raise ValueError(f"{out_path}: problem {rec.get('problem_id')!r} was sampled with {key}={old.get(key)!r}, "
+                             f"this run asks for {key}={settings[key]!r}: use another output file or the same settings")
+        done.add(rec["problem_id"])
+    todo = [t for t in tasks if t.problem_id not in done][:max_problems]
+    with open(out_path, "a", encoding="utf-8") as f:
+        for task in tqdm(todo, desc=f"generate ({len(done)} done before)", unit="problem"):
+            ids = tokenizer.encode(render_prompt(task.question, enable_thinking=thinking))
+            s = problem_seed(seed, task.problem_id)
+            out = generate(model, [ids], num_samples=n, max_new_tokens=max_new_tokens, temperature=temperature,
+                           top_k=top_k, top_p=top_p, stop_ids=tokenizer.eos_ids, pad_id=tokenizer.pad_id, seed=s)
+            lengths, stopped = out.lengths.tolist(), out.stopped.tolist()
+            responses = [tokenizer.decode(out.tokens[i, : lengths[i] - int(stopped[i])].tolist())  # stop token cut
+                         for i in range(n)]
+            write_records(f, [{"problem_id": task.problem_id, "question": task.question, "responses": responses,
+                               "num_tokens": lengths, "stopped": stopped, "seed": s, "settings": settings}])
+    return len(todo)
+
+
+def load_policy(path: str, dtype: str, device: str):
+    import hub
+    from model import load_model
+    from tokenizer import load_tokenizer
+    ckpt = hub.local_dir(path, allow_patterns=["*.json", "*.safetensors", "*.jinja"])
+    model = load_model(ckpt, dtype=dtype, device=device, head="lm_head")
+    has_tokenizer = os.path.exists(os.path.join(ckpt, "tokenizer.json"))
+    return model, load_tokenizer(ckpt if has_tokenizer else None)
+
+
+# -----------------------------------------------------------------------------
+# Metrics and best-of-N
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k), as the product
+    1 - prod_{i=n-c+1..n} (1 - k/i), which needs no big binomials."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def first_argmax(values: list[float]) -> int:
+    """Index of the largest value; ties go to the lowest index."""
+    return max(range(len(values)), key=lambda i: (values[i], -i))
+
+
+def pool_candidates(pool_path: str, tasks: list[Task], n: int, seed: int) -> dict[str, list[str]]:
+    """Up to n distinct codes per problem from a candidates file (see the module docstring)."""
+    pools: dict[str, list[str]] = {}
+    for line, rec in read_jsonl(pool_path):
+        if not isinstance(rec.get("problem_id"), str) or not isinstance(rec.get("code"), str):
+            raise ValueError(f"{pool_path}:{line}: missing field 'problem_id' or 'code' (strings)")
+        pools.setdefault(rec["problem_id"], []).append(rec["code"])
+    chosen = {}
+    for t in tasks:
+        if t.problem_id not in pools:
+            raise ValueError(f"{pool_path}: no candidates for problem {t.problem_id!r}")
+        codes = list(pools[t.problem_id])
+        random.Random(f"{seed}:{t.problem_id}").shuffle(codes)
+        chosen[t.problem_id] = codes[:n]
+    return chosen
+
+
+def best_of_n(tasks: list[Task], candidates: dict[str, list[str]], score_fn, are_responses: bool,
+              execute: bool = True, workers: int = 2, limits: Limits = Limits()) -> list[dict]:
+    """Per problem: the reward-model pick (score_fn(questions, codes) -> raw scores, e.g. rm.score) and,
+    with `execute`, the execution pick and every candidate's verdict; each selection timed on its own."""
+    rows = []
+    for t in tqdm(tasks, desc="best-of-N", unit="problem"):
+        texts = candidates[t.problem_id]
+        start = time.perf_counter()
+        codes = [extract_code(x, mode="strict") for x in texts] if are_responses else texts
+        scores = score_fn([t.question] * len(codes), codes)
+        rewards = [shaped_reward(s, c) for s, c in zip(scores, codes)]
+        row = {"problem_id": t.problem_id, "n": len(texts), "rm_pick": first_argmax(rewards),
+               "rm_s": time.perf_counter() - start, "scores": scores, "rewards": rewards}
+        row["rm_pick_code"] = codes[row["rm_pick"]]
+        if execute:
+            start = time.perf_counter()
+            programs = [extract_code(x, mode="last") for x in texts] if are_responses else texts
+            results = run_programs([(p, t.tests) for p in programs], workers=workers, limits=limits)
+            rates = [r.pass_rate for r in results]
+            row.update(exec_pick=first_argmax(rates), exec_s=time.perf_counter() - start, pass_rates=rates,
+                       correct=[r.verdict == "passed" for r in results], verdicts=[r.verdict for r in results])
+        rows.append(row)
+    return rows
+
+
+def summarize_bon(rows: list[dict]) -> dict:
+    """Accuracy (all tests pass) and mean test pass rate of each way to pick, over problems; times."""
+    def mean(xs):
+        return sum(xs) / len(xs)
+
+    out = {"problems": len(rows), "rm_s": sum(r["rm_s"] for r in rows)}
+    if "correct" in rows[0]:
+        picks = {
+            "random pick (Avg@N)": ([mean(r["correct"]) for r in rows], [mean(r["pass_rates"]) for r in rows]),
+            "reward-model pick": ([r["correct"][r["rm_pick"]] for r in rows], [r["pass_rates"][r["rm_pick"]] for r in rows]),
+            "execution pick": ([r["correct"][r["exec_pick"]] for r in rows], [r["pass_rates"][r["exec_pick"]] for r in rows]),
+            "oracle (pass@N)": ([any(r["correct"]) for r in rows], [max(r["pass_rates"]) for r in rows]),
+        }
+        out["methods"] = {k: {"accuracy": mean(a), "tests": mean(p)} for k, (a, p) in picks.items()}
+        out["exec_s"] = sum(r["exec_s"] for r in rows)
+        out["time_ratio"] = out["exec_s"] / max(out["rm_s"], 1e-12)
+    return out
+
+
+def print_table(header: list[str], rows: list[list]) -> None:
+    cells = [header] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for r in cells:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+
+
+def report_bon(rows: list[dict], summary: dict, n: int) -> None:
+    sizes = [r["n"] for r in rows]
+    n = min(n, max(sizes))  # a `generate` file with fewer samples than --n: N is what it has
+    pool = f"N={n}" + (f" (pools of {min(sizes)}-{max(sizes)}: fewer than N where a pool is smaller)"
+                       if min(sizes) < n else "")
+    if "methods" not in summary:
+        print(f"\nbest-of-N picks for {len(rows)} problems, {pool}; reward model {summary['rm_s']:.2f} s")
+        return
+    print_table(["problem", "N", "correct", "RM pick", "exec pick", "RM ms", "exec ms"],
+                [[r["problem_id"], r["n"], sum(r["correct"]),
+                  f"#{r['rm_pick']} {r['pass_rates'][r['rm_pick']]:.2f}",
+                  f"#{r['exec_pick']} {r['pass_rates'][r['exec_pick']]:.2f}",
+                  f"{1e3 * r['rm_s']:.0f}", f"{1e3 * r['exec_s']:.0f}"] for r in rows])
+    P = len(rows)
+    print(f"\nbest-of-N on {P} problems, {pool}")
+    times = {"reward-model pick": summary["rm_s"], "execution pick": summary["exec_s"]}
+    print_table(["method", "solved", "tests passed", "selection time", "per problem"],
+                [[k, f"{100 * m['accuracy']:.1f}%", f"{100 * m['tests']:.1f}%",
+                  f"{times[k]:.2f} s" if k in times else "-", f"{1e3 * times[k] / P:.0f} ms" if k in times else "-"]
+                 for k, m in summary["methods"].items()])
+    print(f"execution selection took {summary['time_ratio']:.1f}x the reward model's time. It runs the hidden "
+          "tests, so it is an upper bound on accuracy (= pass@N), shown here for its latency.")
+
+
+# -----------------------------------------------------------------------------
+# eval
+
+
+def evaluate_samples(samples: list[dict], tasks_by_id: dict[str, Task], source: str, ks: list[int],
+                     workers: int = 2, timeout_s: float = 2.0) -> dict:
+    """Lenient extraction, the sandbox; per problem n, c and verdicts; overall Avg@n and pass@k."""
+    tests = [tests_of(tasks_by_id, s["problem_id"], source) for s in samples]  # every error before any run
+    for s in samples:
+        if max(ks) > len(s["responses"]):
+            raise ValueError(f"problem {s['problem_id']!r} has {len(s['responses'])} samples, fewer than k={max(ks)}")
+    limits = limits_for([tasks_by_id[s["problem_id"]] for s in samples], timeout_s)
+    jobs = [(extract_code(r, mode="last"), t) for s, t in zip(samples, tests) for r in s["responses"]]
+    results, problems = iter(run_programs(jobs, workers=workers, limits=limits, progress=True)), []
+    for s in samples:
+        res = [next(results) for _ in s["responses"]]
+        c = sum(r.verdict == "passed" for r in res)
+        problems.append({"problem_id": s["problem_id"], "n": len(res), "correct": c,
+                         "pass_at_k": {str(k): pass_at_k(len(res), c, k) for k in ks},
+                         "pass_rates": [r.pass_rate for r in res], "verdicts": [r.verdict for r in res]})
+    P = len(problems)
+    return {"problems": P, "avg": sum(p["correct"] / p["n"] for p in problems) / P,
+            "pass_at_k": {str(k): sum(p["pass_at_k"][str(k)] for p in problems) / P for k in ks},
+            "tests": sum(sum(p["pass_rates"]) / p["n"] for p in problems) / P, "per_problem": problems}
+
+
+# -----------------------------------------------------------------------------
+# CLI
+
+
+def load_rm(path: str, dtype: str, device: str):
+    from reward import RewardModel
+    if not os.path.isdir(os.path.expanduser(path)) and (path == DEFAULT_RM or path.startswith((".", "/", "~"))):
+        hint = " Train one first: python train_rm.py (a few minutes on a CPU)." if path == DEFAULT_RM else ""
+        raise FileNotFoundError(f"no reward model at {path}.{hint}")
+    rm = RewardModel.from_pretrained(path, dtype=dtype, device=device)
+    if rm.model.cfg.hidden_size < 512:
+        print(f"note: {path} is a tiny reward model (hidden size {rm.model.cfg.hidden_size}), trained briefly "
+              "on AST mutants of the HumanEval train problems: expect its pick to be near the random pick. "
+              "Every column is real, and a real reward model (--rm LARK-Lab/CodeScaler-8B) drops in.")
+    return rm
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def command(name, help):
+        return sub.add_parser(name, help=help, description=help)
+
+    def model_flags(c):
+        c.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+        c.add_argument("--dtype", default=None, help="default: bfloat16 on cuda, float32 on cpu")
+
+    def problem_flags(c):
+        c.add_argument("--problems", default="humaneval", help="'humaneval' or a stdin/stdout JSONL (question, test_input, test_output)")
+        c.add_argument("--split", default="heldout", choices=["heldout", "train", "all"], help="HumanEval problems to use")
+
+    def sampling_flags(c, n):
+        c.add_argument("--policy", default=None, help="policy checkpoint (directory or hub id) to sample from")
+        c.add_argument("--n", type=int, default=n, help="samples (candidates) per problem")
+        c.add_argument("--temperature", type=float, default=0.6)
+        c.add_argument("--top-p", type=float, default=0.95)
+        c.add_argument("--top-k", type=int, default=20)
+        c.add_argument("--max-new-tokens", type=int, default=4096)
+        c.add_argument("--no-thinking", action="store_true", help="prompt with an empty think block")
+        c.add_argument("--seed", type=int, default=0, help="sampling seed (per problem: seed and problem id)")
+
+    c = command("score", "score (problem, response|code) JSONL records with the reward model")
+    c.add_argument("--rm", default=DEFAULT_RM, help="reward model directory or hub id")
+    c.add_argument("--in", dest="inp", required=True, help="input JSONL")
+    c.add_argument("--out", required=True, help="output JSONL (the input records with code, score, reward added)")
+    c.add_argument("--chunk", type=int, default=512, help="records scored and written at a time")
+    c.add_argument("--max-tokens", type=int, default=16384, help="token budget of one packed scoring batch")
+    c.add_argument("--shaping", default="softplus", choices=["softplus", "sigmoid", "raw"])
+    c.add_argument("--resume", action="store_true", help="keep the whole lines of --out and go on after them")
+    model_flags(c)
+
+    c = command("generate", "sample N responses per problem from a policy (resumable)")
+    problem_flags(c)
+    sampling_flags(c, 8)
+    c.add_argument("--out", required=True, help="output JSONL, one line per problem; problems in it are skipped")
+    c.add_argument("--max-problems", type=int, default=None, help="stop after this many new problems")
+    model_flags(c)
+
+    c = command("bon", "best-of-N selection with the reward model, against execution (default command)")
+    problem_flags(c)
+    sampling_flags(c, 16)
+    c.add_argument("--rm", default=DEFAULT_RM, help="reward model directory or hub id (default: train_rm.py's output)")
+    c.add_argument("--samples", default=None, help="a `generate` file to take candidates from")
+    c.add_argument("--samples-out", default=os.path.join("runs", "infer", "bon_samples.jsonl"),
+                   help="where --policy's samples go (resumable)")
+    c.add_argument("--pool", default=DEFAULT_POOL, help="candidate codes (problem_id, code) when there is no --samples or --policy")
+    c.add_argument("--no-exec", action="store_true", help="only select: no tests run, no pass-rate columns")
+    c.add_argument("--workers", type=int, default=os.cpu_count(), help="sandboxes at a time")
+    c.add_argument("--timeout", type=float, default=2.0, help="seconds per test")
+    c.add_argument("--out", default=os.path.join("runs", "infer", "bon.json"), help="JSON summary")
+    model_flags(c)
+
+    c = command("eval", "Avg@n and pass@k of a policy or a `generate` file, by execution")
+    problem_flags(c)
+    sampling_flags(c, 8)
+    c.add_argument("--samples", default=None, help="a `generate` file (else --policy is sampled into --samples-out)")
+    c.add_argument("--samples-out", default=os.path.join("runs", "infer", "eval_samples.jsonl"))
+    c.add_argument("--k", type=int, nargs="+", default=[1], help="pass@k for each k (k <= samples per problem)")
+    c.add_argument("--workers", type=int, default=os.cpu_count(), help="sandboxes at a time")
+    c.add_argument("--timeout", type=float, default=2.0, help="seconds per test")
+    c.add_argument("--out", default=os.path.join("runs", "infer", "eval.json"), help="JSON summary")
+    model_flags(c)
+    args = p.parse_args(argv)
+    if args.device is None:
+        import torch
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
+    return args
+
+
+def sample_policy(args, tasks: list[Task], out_path: str) -> list[dict]:
+    model, tok = load_policy(args.policy, args.dtype, args.device)
+    generate_samples(model, tok, tasks, out_path, policy=args.policy, n=args.n, temperature=args.temperature, top_p=args.top_p,
+                     top_k=args.top_k, max_new_tokens=args.max_new_tokens, seed=args.seed, thinking=not args.no_thinking)
+    wanted = {t.problem_id for t in tasks}
+    return [s for s in read_samples(out_path) if s["problem_id"] in wanted]
+
+
+def write_json(path: str, obj) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+    print(f"summary written to {path}")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv or ["bon"])  # no arguments: the default best-of-N run
+    try:
+        run(args)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        raise SystemExit(f"infer.py {args.command}: error: {e}") from None
+
+
+def run(args):
+    if args.command == "score":
+        rm = load_rm(args.rm, args.dtype, args.device)
+        n = score_file(rm, args.inp, args.out, args.chunk, args.max_tokens, args.shaping, args.resume)
+        print(f"{n} records scored into {args.out}")
+    elif args.command == "generate":
+        if args.policy is None:
+            raise ValueError("generate needs --policy")
+        model, tok = load_policy(args.policy, args.dtype, args.device)
+        n = generate_samples(model, tok, load_problems(args.problems, args.split), args.out, args.policy, n=args.n,
+                             temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+                             max_new_tokens=args.max_new_tokens, seed=args.seed, thinking=not args.no_thinking,
+                             max_problems=args.max_problems)
+        print(f"{n} problems sampled into {args.out}")
+    elif args.command == "bon":
+        rm = load_rm(args.rm, args.dtype, args.device)
+        tasks = load_problems(args.problems, args.split)
+        if args.samples or args.policy:
+            samples = read_samples(args.samples) if args.samples else sample_policy(args, tasks, args.samples_out)
+            by_id = {t.problem_id: t for t in load_problems(args.problems, "all")}
+            candidates = {s["problem_id"]: s["responses"][: args.n] for s in samples}
+            tasks = [Task(s["problem_id"], s["question"], None if args.no_exec else
+                          tests_of(by_id, s["problem_id"], args.problems)) for s in samples]
+        else:
+            candidates = pool_candidates(args.pool, tasks, args.n, args.seed)
+        limits = None if args.no_exec else limits_for(tasks, args.timeout)
+        rm.score([tasks[0].question], [""])  # warm-up, not timed
+        if not args.no_exec:
+            run_program("pass", tasks[0].tests, limits)
+        rows = best_of_n(tasks, candidates, rm.score, are_responses=bool(args.samples or args.policy),
+                         execute=not args.no_exec, workers=args.workers, limits=limits or Limits())
+        summary = summarize_bon(rows)
+        report_bon(rows, summary, args.n)
+        write_json(args.out, {"config": vars(args), "summary": summary, "per_problem": rows})
+    elif args.command == "eval":
+        if bool(args.samples) == bool(args.policy):
+            raise ValueError("eval needs exactly one of --samples and --policy")
+        by_id = {t.problem_id: t for t in load_problems(args.problems, "all")}
+        samples = read_samples(args.samples) if args.samples else sample_policy(
+            args, load_problems(args.problems, args.split), args.samples_out)
+        summary = evaluate_samples(samples, by_id, args.problems, args.k, args.workers, args.timeout)
+        n = sorted({p["n"] for p in summary["per_problem"]})
+        print_table(["problems", "samples each", "Avg@n"] + [f"pass@{k}" for k in args.k] + ["tests passed"],
+                    [[summary["problems"], n[0] if len(n) == 1 else f"{n[0]}-{n[-1]}", f"{100 * summary['avg']:.1f}%"]
+                     + [f"{100 * summary['pass_at_k'][str(k)]:.1f}%" for k in args.k] + [f"{100 * summary['tests']:.1f}%"]])
+        write_json(args.out, {"config": vars(args), "summary": summary})
+
+
+if __name__ == "__main__":
+    main()
