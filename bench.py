@@ -1,16 +1,22 @@
-"""Benchmarks of model.py and generate.py against HF transformers, measured in the same run on the same
-random weights. Prints a table; nothing here is asserted (speed is measured, not tested).
+"""Benchmarks, each baseline measured in the same run on the same random weights. Prints tables; nothing
+here is asserted (speed is measured, not tested).
 
-    python bench.py                       # CPU: float32, a small Qwen3 shape that runs in a few minutes
-    python bench.py --shape 0.6b          # on a GPU: bf16, Qwen3-0.6B's shape (random weights)
+    python bench.py model                 # CPU: float32, a small Qwen3 shape, a few minutes
+    python bench.py model --shape 0.6b    # on a GPU: bf16, Qwen3-0.6B's shape (random weights)
+    python bench.py rm                    # reward-model training and scoring, packed vs padded
 
-Rows:
+`model` rows:
   forward   a batch of B x T tokens, logits for every position; ours vs Qwen3ForCausalLM (SDPA attention)
   generate  one GRPO group: 1 prompt x G samples x N new tokens, temperature 0.6, top-p 0.95, top-k 20, no
             early stop; ours (one prefill fanned out, preallocated cache) vs transformers' generate
             (num_return_sequences=G)
   packed    a skewed length mix (lengths drawn from 32 to 1024): one packed row (block-diagonal causal)
             vs the same sequences right-padded to the longest; tokens/s counts real tokens only
+
+`rm` rows (the bundled HumanEval pairs, real tokenizer, the demo's tiny reward model shape by default):
+  train     forward + backward of the Bradley-Terry loss over --pairs pairs: packed token-budget
+            micro-batches (train_rm.py) vs right-padded micro-batches of the same pairs
+  score     rm.score over every chosen and rejected program: packed (reward.py) vs right-padded batches
 """
 import argparse
 import statistics
@@ -47,19 +53,7 @@ def timed(fn, repeats: int, device) -> float:
     return statistics.median(times)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shape", choices=SHAPES, default="small")
-    parser.add_argument("--batch", type=int, default=8, help="forward: batch size")
-    parser.add_argument("--seq-len", type=int, default=512, help="forward: tokens per sequence")
-    parser.add_argument("--samples", type=int, default=8, help="generate: samples per prompt (G)")
-    parser.add_argument("--prompt-len", type=int, default=128, help="generate: prompt tokens")
-    parser.add_argument("--new-tokens", type=int, default=256, help="generate: new tokens per sample")
-    parser.add_argument("--packed-seqs", type=int, default=16, help="packed: sequences in the mix")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--compile", action="store_true", help="CUDA: compile our decode step (CUDA graphs)")
-    args = parser.parse_args()
-
+def bench_model(args):
     import transformers
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -116,14 +110,98 @@ def main():
     rows.append((f"packed {len(lens)} seqs, {min(lens)}-{max(lens)} tok", "padded (ours)", n / t_padded,
                  n / t_packed, t_packed / t_padded))
 
+    print_table(f"shape {args.shape}, {str(dtype).replace('torch.', '')}, transformers {transformers.__version__}",
+                rows, "tok/s", device)
+
+
+def print_table(title, rows, unit, device):
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"\nshape {args.shape}, {str(dtype).replace('torch.', '')}, {name}, torch {torch.__version__}, "
-          f"transformers {transformers.__version__}")
-    print(f"| {'benchmark':<32} | {'baseline':<22} | {'baseline tok/s':>14} | {'ours tok/s':>10} | "
+    print(f"\n{title}; {name}, torch {torch.__version__}")
+    print(f"| {'benchmark':<32} | {'baseline':<22} | {'baseline ' + unit:>14} | {'ours ' + unit:>12} | "
           f"{'time ratio ours/baseline':>24} |")
-    print(f"|{'-' * 34}|{'-' * 24}|{'-' * 16}|{'-' * 12}|{'-' * 26}|")
-    for label, base, base_tps, our_tps, ratio in rows:
-        print(f"| {label:<32} | {base:<22} | {base_tps:>14,.0f} | {our_tps:>10,.0f} | {ratio:>24.2f} |")
+    print(f"|{'-' * 34}|{'-' * 24}|{'-' * 16}|{'-' * 14}|{'-' * 26}|")
+    for label, base, base_rate, our_rate, ratio in rows:
+        print(f"| {label:<32} | {base:<22} | {base_rate:>14,.1f} | {our_rate:>12,.1f} | {ratio:>24.2f} |")
+
+
+def padded_last_token_scores(model, seqs, pad_id):
+    """The baseline: right-pad to the longest, run [B, T], read the score at each sequence's last real token."""
+    device = model.model.embed_tokens.weight.device
+    T = max(len(s) for s in seqs)
+    ids = torch.tensor([s + [pad_id] * (T - len(s)) for s in seqs], device=device)
+    last = torch.tensor([len(s) - 1 for s in seqs], device=device)
+    return model(ids)[torch.arange(len(seqs), device=device), last, 0].float()
+
+
+def bench_rm(args):
+    from data import load_pairs
+    from reward import RewardModel, packed_last_token_scores, pairwise_loss, token_budget_batches
+    from tokenizer import load_tokenizer
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    shape = SHAPES[args.shape] if args.shape != "small" else dict(hidden_size=128, intermediate_size=256,
+                                                                   num_attention_heads=4, num_key_value_heads=2, head_dim=32)
+    model = M.init_weights(M.Qwen3(M.tiny_config(**shape), head="score"), std=0.02).to(device, dtype)
+    rm = RewardModel(model, load_tokenizer())
+    pairs = load_pairs("data/humaneval_pairs_train.jsonl")[: args.pairs]
+    chosen = rm.encode([p.question for p in pairs], [p.chosen for p in pairs]).ids
+    rejected = rm.encode([p.question for p in pairs], [p.rejected for p in pairs]).ids
+    pad = rm.tokenizer.pad_id
+    n_tokens = sum(map(len, chosen)) + sum(map(len, rejected))
+    rows = []
+
+    def train(score_fn, budget):
+        batches = token_budget_batches([len(c) + len(r) for c, r in zip(chosen, rejected)], budget)
+        for b in batches:
+            scores = score_fn([s for i in b for s in (chosen[i], rejected[i])])
+            loss, _ = pairwise_loss(scores[0::2], scores[1::2], reduction="sum")
+            loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    def padded(seqs):  # the same pairs, but each micro-batch padded to its longest sequence
+        return padded_last_token_scores(model, seqs, pad)
+
+    t_packed = timed(lambda: train(lambda s: packed_last_token_scores(model, s), args.micro_batch_tokens), args.repeats, device)
+    t_padded = timed(lambda: train(padded, args.micro_batch_tokens), args.repeats, device)
+    rows.append((f"train {len(pairs)} pairs (pairs/s)", "padded micro-batches", len(pairs) / t_padded,
+                 len(pairs) / t_packed, t_packed / t_padded))
+    rows.append((f"train {len(pairs)} pairs (tok/s)", "padded micro-batches", n_tokens / t_padded,
+                 n_tokens / t_packed, t_packed / t_padded))
+    seqs = chosen + rejected
+    with torch.no_grad():
+        t_packed = timed(lambda: rm.score_tokens(seqs, max_tokens=args.micro_batch_tokens), args.repeats, device)
+
+        def score_padded():
+            for b in token_budget_batches([len(s) for s in seqs], args.micro_batch_tokens):
+                padded([seqs[i] for i in b])
+
+        t_padded = timed(score_padded, args.repeats, device)
+    rows.append((f"score {len(seqs)} programs (scores/s)", "padded batches", len(seqs) / t_padded,
+                 len(seqs) / t_packed, t_packed / t_padded))
+    print_table(f"reward model {args.shape}, {str(dtype).replace('torch.', '')}, {n_tokens:,} tokens, "
+                f"micro-batch budget {args.micro_batch_tokens} tokens", rows, "/s", device)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["model", "rm"])
+    parser.add_argument("--shape", choices=SHAPES, default="small")
+    parser.add_argument("--repeats", type=int, default=3)
+    # model
+    parser.add_argument("--batch", type=int, default=8, help="forward: batch size")
+    parser.add_argument("--seq-len", type=int, default=512, help="forward: tokens per sequence")
+    parser.add_argument("--samples", type=int, default=8, help="generate: samples per prompt (G)")
+    parser.add_argument("--prompt-len", type=int, default=128, help="generate: prompt tokens")
+    parser.add_argument("--new-tokens", type=int, default=256, help="generate: new tokens per sample")
+    parser.add_argument("--packed-seqs", type=int, default=16, help="packed: sequences in the mix")
+    parser.add_argument("--compile", action="store_true", help="CUDA: compile our decode step (CUDA graphs)")
+    # rm
+    parser.add_argument("--pairs", type=int, default=64, help="rm: pairs from the bundled training set")
+    parser.add_argument("--micro-batch-tokens", type=int, default=8192, help="rm: token budget of a micro-batch")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    (bench_model if args.what == "model" else bench_rm)(args)
 
 
 if __name__ == "__main__":
