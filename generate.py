@@ -82,8 +82,10 @@ def sample(logits, temperature: float, top_k: int, top_p: float, generator):
     logits = logits / temperature
     if 0 < top_k < logits.shape[-1]:
         values, index = logits.topk(top_k, dim=-1)  # [B, k], sorted descending
-    else:
+    elif top_p < 1.0:
         values, index = logits.sort(dim=-1, descending=True)  # [B, V]
+    else:  # plain sampling: no need to sort the vocabulary
+        values, index = logits, None
     probs = torch.softmax(values, dim=-1)
     if top_p < 1.0:  # keep the smallest prefix whose mass reaches top_p (the top token always stays)
         mass_before = probs.cumsum(-1) - probs
@@ -91,7 +93,8 @@ def sample(logits, temperature: float, top_k: int, top_p: float, generator):
         probs = probs / probs.sum(-1, keepdim=True)
     noise = torch.empty_like(probs).exponential_(generator=generator)
     choice = (probs / noise).argmax(-1, keepdim=True)  # [B, 1], distributed as probs
-    return index.gather(-1, choice)[:, 0], probs.gather(-1, choice)[:, 0].log()
+    token = choice[:, 0] if index is None else index.gather(-1, choice)[:, 0]
+    return token, probs.gather(-1, choice)[:, 0].log()
 
 
 def head_logits(model: Qwen3, hidden):

@@ -134,11 +134,8 @@ def attend(q, k, v, mask):
       SequenceSpans   packed sequences, each attended alone with causal SDPA (CPU: no N x N mask)
       BlockMask       packed sequences through flex attention (CUDA)"""
     if isinstance(mask, SequenceSpans):
-        out = torch.empty_like(q)
-        for a, b in mask:
-            out[:, :, a:b] = F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b],
-                                                            is_causal=True, enable_gqa=True)
-        return out
+        return torch.cat([F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b], is_causal=True,
+                                                         enable_gqa=True) for a, b in mask], dim=2)
     if mask is not None and not isinstance(mask, torch.Tensor):
         return flex_attention_fn()(q, k, v, block_mask=mask, enable_gqa=True)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, enable_gqa=True)
