@@ -23,7 +23,8 @@ Choices the paper leaves open, made here:
   (ties: lowest index). It sees the hidden tests, so its pick is correct whenever any candidate is: an
   upper bound on accuracy (pass@N), here for its latency. The paper's execution baseline (CURE) generates
   its tests, which costs more time still. Both selections are timed per problem in the same run; model
-  loading and one warm-up call of each are not counted.
+  loading and one warm-up call of each are not counted. (On a CPU that other work keeps busy, set
+  OMP_NUM_THREADS=1: torch's spinning threads then slow scoring down many times; see bench_infer.py.)
 - Bundled pools (the default): for each held-out HumanEval problem, the deduplicated candidates of
   data/humaneval_candidates.jsonl (the reference solution and AST mutants with recorded verdicts), in a
   shuffle seeded by (--seed, problem id), first min(N, pool size) of them: no repeats, so a few problems get
@@ -34,8 +35,9 @@ Choices the paper leaves open, made here:
 Files. Problems: `humaneval` (bundled, --split heldout|train|all) or a JSONL of stdin/stdout problems with
 `question`, `test_input`, `test_output` (lists of strings, or JSON strings of such lists, as in the authors'
 LiveCodeBench files) and an optional `problem_id` (else `question_id`, `id`, or FILE:LINE).
-`generate` writes one line per problem: problem_id, question, responses (N strings), num_tokens, stopped,
-seed. `score` reads `question` (or `problem`, `question_content`) and `response` (code extracted strictly)
+`generate` writes one line per problem: problem_id, question, responses (N decoded samples, think section
+included, the stop token cut), num_tokens, stopped, seed, settings (policy and sampling: a resumed run must
+match them). Prompts are render_prompt(question), thinking on unless --no-thinking. `score` reads `question` (or `problem`, `question_content`) and `response` (code extracted strictly)
 or `code` (used as it is; `response` wins when both are there), and writes each record back with `code`,
 `score` (raw) and `reward` (shaped) added.
 """
@@ -317,11 +319,11 @@ def pool_candidates(pool_path: str, tasks: list[Task], n: int, seed: int) -> dic
 
 
 def best_of_n(tasks: list[Task], candidates: dict[str, list[str]], score_fn, are_responses: bool,
-              execute: bool = True, workers: int = 2, limits: Limits = Limits()) -> list[dict]:
+              execute: bool = True, workers: int = 2, limits: Limits = Limits(), progress: bool = True) -> list[dict]:
     """Per problem: the reward-model pick (score_fn(questions, codes) -> raw scores, e.g. rm.score) and,
     with `execute`, the execution pick and every candidate's verdict; each selection timed on its own."""
     rows = []
-    for t in tqdm(tasks, desc="best-of-N", unit="problem"):
+    for t in tqdm(tasks, desc="best-of-N", unit="problem", disable=not progress):
         texts = candidates[t.problem_id]
         start = time.perf_counter()
         codes = [extract_code(x, mode="strict") for x in texts] if are_responses else texts
@@ -375,7 +377,7 @@ def report_bon(rows: list[dict], summary: dict, n: int) -> None:
     if "methods" not in summary:
         print(f"\nbest-of-N picks for {len(rows)} problems, {pool}; reward model {summary['rm_s']:.2f} s")
         return
-    print_table(["problem", "N", "correct", "RM pick", "exec pick", "RM ms", "exec ms"],
+    print_table(["problem", "N", "correct", "RM pick: #, tests", "exec pick: #, tests", "RM ms", "exec ms"],
                 [[r["problem_id"], r["n"], sum(r["correct"]),
                   f"#{r['rm_pick']} {r['pass_rates'][r['rm_pick']]:.2f}",
                   f"#{r['exec_pick']} {r['pass_rates'][r['exec_pick']]:.2f}",
@@ -447,7 +449,8 @@ def parse_args(argv):
 
     def problem_flags(c):
         c.add_argument("--problems", default="humaneval", help="'humaneval' or a stdin/stdout JSONL (question, test_input, test_output)")
-        c.add_argument("--split", default="heldout", choices=["heldout", "train", "all"], help="HumanEval problems to use")
+        c.add_argument("--split", default="heldout", choices=["heldout", "train", "all"],
+                       help="HumanEval problems to sample or draw pools for (a --samples file is used whole)")
 
     def sampling_flags(c, n):
         c.add_argument("--policy", default=None, help="policy checkpoint (directory or hub id) to sample from")
