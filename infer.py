@@ -148,6 +148,8 @@ def load_problems(source: str, split: str = "heldout") -> list[Task]:
                 raise ValueError(f"{where}: {len(inputs)} test inputs but {len(outputs)} outputs")
             tests = IOTests(inputs, outputs) if inputs else None
         tasks.append(Task(pid, rec["question"], tests))
+    if not tasks:
+        raise ValueError(f"{source}: no problems")
     return tasks
 
 
@@ -174,6 +176,8 @@ def read_samples(path: str) -> list[dict]:
             raise ValueError(f"{where}: problem {rec['problem_id']!r} appears twice")
         seen.add(rec["problem_id"])
         records.append(rec)
+    if not records:
+        raise ValueError(f"{path}: no records")
     return records
 
 
@@ -460,7 +464,7 @@ def parse_args(argv):
         c.add_argument("--top-k", type=int, default=20)
         c.add_argument("--max-new-tokens", type=int, default=4096)
         c.add_argument("--no-thinking", action="store_true", help="prompt with an empty think block")
-        c.add_argument("--seed", type=int, default=0, help="sampling seed (per problem: seed and problem id)")
+        c.add_argument("--seed", type=int, default=0, help="seed of the sampling and of the pool draw (per problem: seed and problem id)")
 
     c = command("score", "score (problem, response|code) JSONL records with the reward model")
     c.add_argument("--rm", default=DEFAULT_RM, help="reward model directory or hub id")

@@ -269,6 +269,9 @@ def test_bad_input_gets_a_clear_error(tmp_path, rm_dir, monkeypatch):
     write_jsonl(tmp_path / "s.jsonl", [{"problem_id": "HumanEval/999", "question": "q", "responses": ["x"]}])
     with pytest.raises(SystemExit, match="problem 'HumanEval/999' is not among the problems of humaneval"):
         main(["eval", "--samples", samples])
+    (tmp_path / "s.jsonl").write_text("\n")
+    with pytest.raises(SystemExit, match=r"s.jsonl: no records"):
+        main(["eval", "--samples", samples])
     write_jsonl(tmp_path / "s.jsonl", [{"problem_id": "HumanEval/0", "question": "q", "responses": "x"}])
     with pytest.raises(SystemExit, match=r"s.jsonl:1: missing field 'responses'"):
         main(["eval", "--samples", samples])
