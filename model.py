@@ -266,7 +266,8 @@ def flex_attention_fn():
     global _flex_attention
     if _flex_attention is None:
         from torch.nn.attention.flex_attention import flex_attention
-        _flex_attention = torch.compile(flex_attention, dynamic=False) if torch.cuda.is_available() else flex_attention
+        # default compile: a second packed length marks the length dynamic, so new lengths do not recompile
+        _flex_attention = torch.compile(flex_attention) if torch.cuda.is_available() else flex_attention
     return _flex_attention
 
 
