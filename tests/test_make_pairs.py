@@ -2,6 +2,7 @@
 sandbox that reproduces the committed HumanEval lines."""
 import json
 import os
+import re
 
 import pytest
 
@@ -32,7 +33,8 @@ def f(body, args="a, b"):
       f("return a[b] + a[2:-1] + a['k']"), f("return a[b] + a[0:-1] + a['k']"),
       f("return a[b] + a[1:0] + a['k']"), f("return a[b] + a[1:-2] + a['k']")]),
     ("swap_branches", f("if a:\n    return 1\nelse:\n    return b if a else 2"),
-     [f("if a:\n    return b if a else 2\nelse:\n    return 1"), f("if a:\n    return 1\nelse:\n    return 2 if a else b")]),
+     [f("if a:\n    return b if a else 2\nelse:\n    return 1"),
+      f("if a:\n    return 1\nelse:\n    return 2 if a else b")]),
     ("negate_condition", f("while not a:\n    a = [x for x in b if x > 0]"),
      [f("while a:\n    a = [x for x in b if x > 0]"), f("while not a:\n    a = [x for x in b if not x > 0]")]),
     ("swap_arguments", f("return pow(a, b) - a"), [f("return a - pow(a, b)"), f("return pow(b, a) - a")]),
@@ -48,7 +50,8 @@ def f(body, args="a, b"):
       f("b = 3\nc = True\nd = 'x'\nreturn a - 1 + 0 + 2.5"), f("b = 3\nc = True\nd = 'x'\nreturn a - 1 + -2 + 2.5")]),
     ("swap_name", f("return max(a).lower()"), [f("return max(a).upper()"), f("return min(a).lower()")]),
     ("loop_control", f("for x in a:\n    if x:\n        break\n    continue"),
-     [f("for x in a:\n    if x:\n        break\n    break"), f("for x in a:\n    if x:\n        continue\n    continue")]),
+     [f("for x in a:\n    if x:\n        break\n    break"),
+      f("for x in a:\n    if x:\n        continue\n    continue")]),
 ])
 def test_operator(operator, source, expected):
     assert mutated(source, operator) == expected
@@ -61,8 +64,9 @@ def test_only_the_entry_point_body_is_mutated_and_the_docstring_is_kept():
     assert rendered == ('import math\n\ndef helper(x):\n    return x + 1\n\n'
                         'def f(a):\n    """Add 1 to a, e.g. f(1) == 2."""\n    return helper(a)\n')
     outs = [mp.apply_mutation(rendered, "f", m) for m in mp.mutation_sites(rendered, "f")]
-    assert outs and all(o.startswith('import math\n\ndef helper(x):\n    return x + 1\n\ndef f(a):\n    """Add 1') for o in outs)
-    assert {o.split('"""\n')[1] for o in outs} == {"    return None\n", "    return a\n", "    return 0\n", ""}  # "": return dropped
+    head = 'import math\n\ndef helper(x):\n    return x + 1\n\ndef f(a):\n    """Add 1 to a, e.g. f(1) == 2."""\n'
+    assert outs and all(o.startswith(head) for o in outs)
+    assert {o[len(head):] for o in outs} == {"    return None\n", "    return a\n", "    return 0\n", ""}  # "": dropped
 
 
 def test_mutants_are_distinct_deterministic_and_spread_over_operators():
@@ -85,7 +89,8 @@ def test_dedup_ignores_whitespace_and_comments_only():
     broken = "def f(a):\n    return a +\n"
     assert mp.dedup_key(broken) == mp.dedup_key("def f(a):   # x\n\n    return a +   \n")
     assert mp.dedup_key(broken) != mp.dedup_key("def f(b):\n    return a +\n")
-    kept, dropped = mp.deduplicate([{"problem_id": "p", "code": base, "n": 1}, {"problem_id": "q", "code": base, "n": 2},
+    kept, dropped = mp.deduplicate([{"problem_id": "p", "code": base, "n": 1},
+                                    {"problem_id": "q", "code": base, "n": 2},
                                     {"problem_id": "p", "code": "def f(a):\n    return a+1 # x\n", "n": 3}])
     assert [c["n"] for c in kept] == [1, 2] and dropped == {"p": 1}
 
@@ -122,3 +127,79 @@ def test_capped_pairs_spread_over_both_sides_and_are_seeded():
     assert picked == [(p["code_pos"], p["code_neg"]) for p in mp.build_pairs(QUESTIONS, FIXTURE, 4, seed=0)]
     assert picked == [("good0", "bad1"), ("good1", "bad0"), ("good1", "bad2"), ("good0", "bad0")]
     assert mp.select_pairs(1, 20, 5, __import__("random").Random(0)) == [(0, j) for j in (10, 18, 16, 14, 0)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The committed data is regenerable
+
+def test_bundled_run_on_three_problems_reproduces_the_committed_lines():
+    pytest.importorskip("sandbox")
+    import data
+    wanted = ["HumanEval/0", "HumanEval/2", "HumanEval/12"]  # train, heldout, train with runtime errors
+    problems = [p for p in data.humaneval_problems() if p.problem_id in wanted]
+    candidates = mp.bundled_candidates(problems, mutants_per_problem=24, seed=0)  # the command's defaults
+    scored, dropped, pairs = mp.make_pairs(problems, candidates, max_pairs_per_problem=16, seed=0, workers=2,
+                                           test_timeout_s=2.0, progress=False)
+    line = lambda r: json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n"  # noqa: E731, as write_jsonl
+
+    def committed(name):
+        with open(os.path.join(ROOT, "data", name), encoding="utf-8") as f:
+            return [l for l in f if json.loads(l)["problem_id"] in wanted]
+
+    assert [line(c) for c in scored] == committed("humaneval_candidates.jsonl")
+    assert [line(p) for p in pairs if p["problem_id"] != "HumanEval/2"] == committed("humaneval_pairs_train.jsonl")
+    assert [line(p) for p in pairs if p["problem_id"] == "HumanEval/2"] == committed("humaneval_pairs_heldout.jsonl")
+    assert sum(p["problem_id"] == "HumanEval/0" for p in pairs) == 16 and not dropped
+    assert {c["verdict"] for c in scored} >= {"passed", "failed", "runtime_error"}
+    assert all(c["verdict"] == "passed" for c in scored if c["is_reference"])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Execution
+
+def test_cpu_time_limit_turns_endless_loops_into_timeouts():
+    pytest.importorskip("sandbox")
+    import data
+    import sandbox
+    tests = sandbox.CallTests("f", ["assert candidate(1) == 2", "assert candidate(2) == 3"])
+    problem = data.Problem("p", "Q", "f", tests, reference="", split="train")
+    loops = "def f(x):\n    while x == 2:\n        pass\n    return x + 1\n"
+    swallows = ("def f(x):\n    while x == 2:\n        try:\n            while True:\n                pass\n"
+                "        except BaseException:\n            pass\n    return x + 1\n")
+    candidates = [{"problem_id": "p", "code": c} for c in ("def f(x):\n    return x + 1\n", loops, swallows)]
+    scored = mp.execute([problem], candidates, workers=2, test_timeout_s=0.2, progress=False)
+    assert [(c["verdict"], c["pass_rate"]) for c in scored] == [("passed", 1.0), ("timeout", 0.5), ("timeout", 0.5)]
+
+
+def test_command_on_own_problems_and_candidates(tmp_path):
+    """Call-based and stdin/stdout problems from files, a duplicate, a syntax error; the files it writes."""
+    pytest.importorskip("sandbox")
+    import subprocess
+    import sys
+    problems = [{"problem_id": "add", "question": "Add.", "entry_point": "add", "split": "train",
+                 "tests": ["assert candidate(1, 2) == 3", "assert candidate(0, 0) == 0"]},
+                {"problem_id": "echo", "question": "Echo.", "split": "heldout", "inputs": ["a\n", "b\n"],
+                 "outputs": ["a\n", "b\n"]}]
+    candidates = [{"problem_id": "add", "code": "def add(a, b):\n    return a + b\n"},
+                  {"problem_id": "add", "code": "def add(a, b):  # same\n    return a+b\n"},
+                  {"problem_id": "add", "code": "def add(a, b):\n    return a * b\n"},
+                  {"problem_id": "add", "code": "def add(a, b)\n    return a + b\n"},
+                  {"problem_id": "echo", "code": "print(input())\n"},
+                  {"problem_id": "echo", "code": "print('a')\n"}]
+    for name, records in (("problems.jsonl", problems), ("candidates.jsonl", candidates)):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = subprocess.run([sys.executable, "make_pairs.py", "--problems", str(tmp_path / "problems.jsonl"),
+                          "--candidates", str(tmp_path / "candidates.jsonl"), "--out", str(tmp_path / "out"),
+                          "--name", "t"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"duplicates dropped +1 +0 +1\n", out.stdout) and re.search(r"pairs +2 +1 +3\n", out.stdout)
+
+    def read(name):
+        return [json.loads(l) for l in open(tmp_path / "out" / name)]
+    scored = read("t_candidates.jsonl")
+    assert [(c["problem_id"], c["verdict"], c["pass_rate"]) for c in scored] == [
+        ("add", "passed", 1.0), ("add", "failed", 0.5), ("add", "syntax_error", 0.0),
+        ("echo", "passed", 1.0), ("echo", "failed", 0.5)]
+    assert sorted((p["code_neg"], p["neg_verdict"]) for p in read("t_pairs_train.jsonl")) == [
+        ("def add(a, b)\n    return a + b\n", "syntax_error"), ("def add(a, b):\n    return a * b\n", "failed")]
+    assert [(p["question_content"], p["neg_pass_rate"]) for p in read("t_pairs_heldout.jsonl")] == [("Echo.", 0.5)]
