@@ -18,6 +18,8 @@ Choices the paper leaves open, made here:
   the same on every machine and Python version, and independent of which other problems exist.
 - Tests that use the global `random` module (HumanEval/38, 50 and 53 draw unseeded random inputs) get
   `random.seed(0)` at their start, so a program's verdict is reproducible; the seeded test is no weaker.
+- Each assert of `check` is a test (a loop of asserts is one), with the setup statements before it; tests
+  of more than one statement run inside a function, as in `check`, so their variables stay local.
 - `assert True` statements in HumanEval checks test nothing and are dropped.
 
 Check the split tests against HumanEval's own `check` on all 164 problems (prints only disagreements):
