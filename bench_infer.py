@@ -26,7 +26,7 @@ import torch
 import infer
 import model as M
 from reward import RewardModel
-from sandbox import Limits, run_program
+from sandbox import run_program
 from tokenizer import load_tokenizer
 
 SHAPES = {  # name -> Qwen3Config overrides; the score head has one row, so the vocabulary costs nothing

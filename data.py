@@ -57,11 +57,11 @@ def problem_split(problem_id: str, heldout_percent: int = 20) -> str:
 @dataclass
 class Problem:
     problem_id: str
-    question: str  # humaneval_question(prompt): the policy's prompt and the reward model's user turn
-    entry_point: str
-    tests: Any  # sandbox.CallTests (sandbox is imported lazily, so this module loads without it)
-    reference: str  # a full program that passes every test: prompt + canonical solution
-    split: str  # "train" or "heldout"
+    question: str  # the policy's prompt and the reward model's user turn (HumanEval: humaneval_question(prompt))
+    tests: Any = None  # sandbox.CallTests or IOTests; None: no tests (sampled and scored, never executed)
+    entry_point: str = ""
+    reference: str = ""  # a full program that passes every test, when one is known
+    split: str = ""  # "train" or "heldout"
 
 
 def split_check(test_source: str) -> tuple[str, list[str]]:
@@ -141,6 +141,59 @@ def humaneval_problems(split: str = "all") -> list[Problem]:
     return problems
 
 
+def load_problems(source: str, split: str = "all") -> list[Problem]:
+    """`humaneval` (the bundled problems of `split`) or a JSONL file of problems, one per line:
+    `question` (required), an id (`problem_id`, `question_id` or `id`; else FILE:LINE), optional `split`, and
+    optional tests in one of two forms:
+      call-based:   `entry_point`, `tests` (snippets run with `candidate` bound), optional `preamble`;
+      stdin/stdout: `inputs`/`outputs`, or `test_input`/`test_output` as the authors' evaluation files
+                    name them (lists of strings, or JSON strings of such lists, as LiveCodeBench stores them).
+    A problem without tests can be sampled and scored by the reward model, not executed. `split` selects
+    among the bundled problems only; a file is used whole."""
+    if source == "humaneval":
+        return humaneval_problems(split)
+    import sandbox
+    problems, seen = [], set()
+    for n, rec in read_records(source):
+        where = f"{source}:{n}"
+        if not isinstance(rec.get("question"), str) or not rec["question"].strip():
+            raise ValueError(f"{where}: missing or empty field 'question'")
+        pid = next((str(rec[k]) for k in ("problem_id", "question_id", "id") if rec.get(k) is not None), where)
+        if pid in seen:
+            raise ValueError(f"{where}: problem id {pid!r} appears twice")
+        seen.add(pid)
+        tests = None
+        io_names = ("inputs", "outputs") if "inputs" in rec or "outputs" in rec else ("test_input", "test_output")
+        if any(name in rec for name in io_names):
+            if not all(name in rec for name in io_names):
+                raise ValueError(f"{where}: has only one of {io_names[0]!r} and {io_names[1]!r}")
+            inputs, outputs = (_string_list(rec, name, where) for name in io_names)
+            if len(inputs) != len(outputs):
+                raise ValueError(f"{where}: {len(inputs)} test inputs but {len(outputs)} outputs")
+            tests = sandbox.IOTests(inputs, outputs) if inputs else None
+        elif "tests" in rec:
+            if not isinstance(rec.get("entry_point"), str) or not rec["entry_point"]:
+                raise ValueError(f"{where}: call-based tests need the field 'entry_point'")
+            tests = sandbox.CallTests(rec["entry_point"], _string_list(rec, "tests", where), rec.get("preamble", ""))
+        problems.append(Problem(pid, rec["question"], tests, entry_point=rec.get("entry_point", ""),
+                                split=rec.get("split") or problem_split(pid)))
+    if not problems:
+        raise ValueError(f"{source}: no problems")
+    return problems
+
+
+def _string_list(rec: dict, name: str, where: str) -> list[str]:
+    value = rec[name]
+    if isinstance(value, str):  # LiveCodeBench-style files store the lists as JSON text
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"{where}: field {name!r} is a string but not a JSON list") from None
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise ValueError(f"{where}: field {name!r} must be a list of strings (or a JSON string of one)")
+    return value
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Preference pairs
 
@@ -188,7 +241,7 @@ def load_pairs(path_or_id: str, split: str | None = None) -> list[Pair]:
         files = _pair_files(directory, split)
     pairs = []
     for f in files:
-        pairs.extend(_pair_from_record(rec, f, n) for n, rec in _read_records(f))
+        pairs.extend(_pair_from_record(rec, f, n) for n, rec in read_records(f))
     return pairs
 
 
@@ -204,7 +257,7 @@ def _pair_files(directory: str, split: str | None) -> list[str]:
     return files
 
 
-def _read_records(path: str):
+def read_records(path: str):
     """Yield (1-based line or row number, record dict)."""
     if path.endswith(".parquet"):
         try:

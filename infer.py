@@ -49,11 +49,10 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from data import humaneval_problems
+from data import Problem, load_problems, read_records
 from extract import extract_code
 from reward import shaped_reward
 from sandbox import CallTests, IOTests, Limits, run_program, run_programs
@@ -64,21 +63,6 @@ DEFAULT_POOL = os.path.join(HERE, "data", "humaneval_candidates.jsonl")
 
 # -----------------------------------------------------------------------------
 # JSONL that survives being killed
-
-
-def read_jsonl(path: str):
-    """Yield (1-based line number, record) of a JSONL file, skipping blank lines; bad lines raise naming FILE:LINE."""
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: malformed JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(rec, dict):
-                raise ValueError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")
-            yield n, rec
 
 
 def read_finished(path: str) -> list[dict]:
@@ -95,7 +79,7 @@ def read_finished(path: str) -> list[dict]:
             f.truncate(keep)
         print(f"{path}: dropped a truncated last line ({len(raw) - keep} bytes) left by an interrupted run",
               file=sys.stderr)
-    return [rec for _, rec in read_jsonl(path)]
+    return [rec for _, rec in read_records(path)]
 
 
 def write_records(f, records: list[dict]) -> None:
@@ -107,53 +91,7 @@ def write_records(f, records: list[dict]) -> None:
 # Problems
 
 
-@dataclass
-class Task:
-    problem_id: str
-    question: str  # what the policy and the reward model see
-    tests: CallTests | IOTests | None  # None: the problem has no tests (it can be sampled and scored, not evaluated)
-
-
-def _string_list(rec: dict, name: str, where: str) -> list[str]:
-    value = rec[name]
-    if isinstance(value, str):  # LiveCodeBench-style files store the lists as JSON text
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise ValueError(f"{where}: field {name!r} is a string but not a JSON list") from None
-    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise ValueError(f"{where}: field {name!r} must be a list of strings (or a JSON string of one)")
-    return value
-
-
-def load_problems(source: str, split: str = "heldout") -> list[Task]:
-    """`humaneval` (the bundled problems of `split`) or a JSONL file of stdin/stdout problems."""
-    if source == "humaneval":
-        return [Task(p.problem_id, p.question, p.tests) for p in humaneval_problems(split)]
-    tasks, seen = [], set()
-    for n, rec in read_jsonl(source):
-        where = f"{source}:{n}"
-        if not isinstance(rec.get("question"), str) or not rec["question"].strip():
-            raise ValueError(f"{where}: missing or empty field 'question'")
-        pid = next((str(rec[k]) for k in ("problem_id", "question_id", "id") if rec.get(k) is not None), where)
-        if pid in seen:
-            raise ValueError(f"{where}: problem id {pid!r} appears twice")
-        seen.add(pid)
-        tests = None
-        if "test_input" in rec or "test_output" in rec:
-            if not ("test_input" in rec and "test_output" in rec):
-                raise ValueError(f"{where}: has only one of 'test_input' and 'test_output'")
-            inputs, outputs = _string_list(rec, "test_input", where), _string_list(rec, "test_output", where)
-            if len(inputs) != len(outputs):
-                raise ValueError(f"{where}: {len(inputs)} test inputs but {len(outputs)} outputs")
-            tests = IOTests(inputs, outputs) if inputs else None
-        tasks.append(Task(pid, rec["question"], tests))
-    if not tasks:
-        raise ValueError(f"{source}: no problems")
-    return tasks
-
-
-def tests_of(tasks_by_id: dict[str, Task], pid: str, source: str) -> CallTests | IOTests:
+def tests_of(tasks_by_id: dict[str, Problem], pid: str, source: str) -> CallTests | IOTests:
     task = tasks_by_id.get(pid)
     if task is None or task.tests is None:
         why = "is not among the problems of" if task is None else "has no tests in"
@@ -165,7 +103,7 @@ def tests_of(tasks_by_id: dict[str, Task], pid: str, source: str) -> CallTests |
 def read_samples(path: str) -> list[dict]:
     """A `generate` file: one record per problem with `problem_id`, `question` and `responses`."""
     records, seen = [], set()
-    for n, rec in read_jsonl(path):
+    for n, rec in read_records(path):
         where = f"{path}:{n}"
         for name, kind in (("problem_id", str), ("question", str), ("responses", list)):
             if not isinstance(rec.get(name), kind):
@@ -181,7 +119,7 @@ def read_samples(path: str) -> list[dict]:
     return records
 
 
-def limits_for(tasks: list[Task], timeout_s: float) -> Limits:
+def limits_for(tasks: list[Problem], timeout_s: float) -> Limits:
     """Per-test timeout as given; the whole-program limit grows with the longest test list."""
     most = max(len(t.tests.inputs if isinstance(t.tests, IOTests) else t.tests.tests) for t in tasks)
     return Limits(test_timeout_s=timeout_s, total_timeout_s=max(30.0, timeout_s * most + 10.0))
@@ -213,7 +151,7 @@ def score_file(rm, in_path: str, out_path: str, chunk: int = 512, max_tokens: in
             bar.update(len(batch))
             batch.clear()
 
-        for index, (n, rec) in enumerate(read_jsonl(in_path)):
+        for index, (n, rec) in enumerate(read_records(in_path)):
             if index < done:
                 continue
             question = next((rec[k] for k in ("question", "problem", "question_content") if k in rec), None)
@@ -242,7 +180,7 @@ def problem_seed(seed: int, problem_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{problem_id}".encode()).digest()[:8], "little") >> 1
 
 
-def generate_samples(model, tokenizer, tasks: list[Task], out_path: str, policy: str = "", n: int = 8,
+def generate_samples(model, tokenizer, tasks: list[Problem], out_path: str, policy: str = "", n: int = 8,
                      temperature: float = 0.6, top_p: float = 0.95, top_k: int = 20, max_new_tokens: int = 4096,
                      seed: int = 0, thinking: bool = True, max_problems: int | None = None) -> int:
     """Append one line per problem not yet in `out_path` (n responses each, flushed per problem); returns
@@ -305,10 +243,10 @@ def first_argmax(values: list[float]) -> int:
     return max(range(len(values)), key=lambda i: (values[i], -i))
 
 
-def pool_candidates(pool_path: str, tasks: list[Task], n: int, seed: int) -> dict[str, list[str]]:
+def pool_candidates(pool_path: str, tasks: list[Problem], n: int, seed: int) -> dict[str, list[str]]:
     """Up to n distinct codes per problem from a candidates file (see the module docstring)."""
     pools: dict[str, list[str]] = {}
-    for line, rec in read_jsonl(pool_path):
+    for line, rec in read_records(pool_path):
         if not isinstance(rec.get("problem_id"), str) or not isinstance(rec.get("code"), str):
             raise ValueError(f"{pool_path}:{line}: missing field 'problem_id' or 'code' (strings)")
         pools.setdefault(rec["problem_id"], []).append(rec["code"])
@@ -322,7 +260,7 @@ def pool_candidates(pool_path: str, tasks: list[Task], n: int, seed: int) -> dic
     return chosen
 
 
-def best_of_n(tasks: list[Task], candidates: dict[str, list[str]], score_fn, are_responses: bool,
+def best_of_n(tasks: list[Problem], candidates: dict[str, list[str]], score_fn, are_responses: bool,
               execute: bool = True, workers: int = 2, limits: Limits = Limits(), progress: bool = True) -> list[dict]:
     """Per problem: the reward-model pick (score_fn(questions, codes) -> raw scores, e.g. rm.score) and,
     with `execute`, the execution pick and every candidate's verdict; each selection timed on its own."""
@@ -401,7 +339,7 @@ def report_bon(rows: list[dict], summary: dict, n: int) -> None:
 # eval
 
 
-def evaluate_samples(samples: list[dict], tasks_by_id: dict[str, Task], source: str, ks: list[int],
+def evaluate_samples(samples: list[dict], tasks_by_id: dict[str, Problem], source: str, ks: list[int],
                      workers: int = 2, timeout_s: float = 2.0) -> dict:
     """Lenient extraction, the sandbox; per problem n, c and verdicts; overall Avg@n and pass@k."""
     tests = [tests_of(tasks_by_id, s["problem_id"], source) for s in samples]  # every error before any run
@@ -515,7 +453,7 @@ def parse_args(argv):
     return args
 
 
-def sample_policy(args, tasks: list[Task], out_path: str) -> list[dict]:
+def sample_policy(args, tasks: list[Problem], out_path: str) -> list[dict]:
     model, tok = load_policy(args.policy, args.dtype, args.device)
     generate_samples(model, tok, tasks, out_path, policy=args.policy, n=args.n, temperature=args.temperature, top_p=args.top_p,
                      top_k=args.top_k, max_new_tokens=args.max_new_tokens, seed=args.seed, thinking=not args.no_thinking)
@@ -560,7 +498,7 @@ def run(args):
             samples = read_samples(args.samples) if args.samples else sample_policy(args, tasks, args.samples_out)
             by_id = {t.problem_id: t for t in load_problems(args.problems, "all")}
             candidates = {s["problem_id"]: s["responses"][: args.n] for s in samples}
-            tasks = [Task(s["problem_id"], s["question"], None if args.no_exec else
+            tasks = [Problem(s["problem_id"], s["question"], None if args.no_exec else
                           tests_of(by_id, s["problem_id"], args.problems)) for s in samples]
         else:
             candidates = pool_candidates(args.pool, tasks, args.n, args.seed)

@@ -451,41 +451,19 @@ def make_pairs(problems: list, candidates: list[dict], max_pairs_per_problem: in
 # Files
 
 
-def _jsonl(path: str):
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    yield n, json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{n}: malformed JSON ({e})") from None
-
-
 def load_problems(path: str) -> list:
-    """Problems JSONL: `problem_id`, `question`, optional `split` (default `data.problem_split`), and tests,
-    either call-based (`entry_point`, `tests`: list of snippets run with `candidate` bound, optional
-    `preamble`) or stdin/stdout (`inputs`, `outputs`: lists of strings)."""
-    import sandbox
-    problems = []
-    for n, r in _jsonl(path):
-        try:
-            if "inputs" in r:
-                tests = sandbox.IOTests(inputs=r["inputs"], outputs=r["outputs"])
-            else:
-                tests = sandbox.CallTests(entry_point=r["entry_point"], tests=r["tests"],
-                                          preamble=r.get("preamble", ""))
-            problems.append(data.Problem(problem_id=str(r["problem_id"]), question=r["question"],
-                                         entry_point=r.get("entry_point", ""), tests=tests, reference="",
-                                         split=r.get("split") or data.problem_split(str(r["problem_id"]))))
-        except KeyError as e:
-            raise ValueError(f"{path}:{n}: missing field {e}") from None
+    """Problems with tests (see `data.load_problems` for the format); a problem without tests is an error."""
+    problems = data.load_problems(path)
+    untested = [p.problem_id for p in problems if p.tests is None]
+    if untested:
+        raise ValueError(f"{path}: problems without tests cannot give verified pairs: {', '.join(untested[:5])}")
     return problems
 
 
 def load_candidates(path: str) -> list[dict]:
     """Candidates JSONL: `problem_id`, `code`, optional `is_reference`."""
     out = []
-    for n, r in _jsonl(path):
+    for n, r in data.read_records(path):
         if not isinstance(r.get("code"), str) or "problem_id" not in r:
             raise ValueError(f"{path}:{n}: needs a string field 'code' and a field 'problem_id'")
         out.append({"problem_id": str(r["problem_id"]), "code": r["code"], "is_reference": bool(r.get("is_reference"))})

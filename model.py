@@ -22,7 +22,6 @@ once, so an 8B model is never held twice. `save_model` writes what transformers 
     python model.py        # demo: write a tiny random Qwen3, load it back, chat-format a prompt, sample
 """
 import json
-import math
 import os
 from dataclasses import dataclass, fields
 

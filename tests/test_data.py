@@ -1,6 +1,7 @@
 """data.py: the HumanEval problems (question, split, split tests) and the pair loader on every input form."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -200,3 +201,28 @@ def test_committed_pairs_load_and_respect_the_split(split):
     assert all(data.problem_split(p.problem_id) == split for p in pairs)
     assert all(p.rejected_pass_rate is not None and 0 <= p.rejected_pass_rate < 1 for p in pairs)
     assert all(p.chosen != p.rejected for p in pairs)
+
+
+def test_load_problems_all_test_forms_and_errors(tmp_path):
+    records = [
+        {"problem_id": "call", "question": "Write f.", "entry_point": "f", "tests": ["assert candidate(1) == 2"]},
+        {"question_id": "io", "question": "Echo.", "test_input": json.dumps(["1\n"]), "test_output": json.dumps(["1\n"])},
+        {"id": 7, "question": "Echo twice.", "inputs": ["a\n"], "outputs": ["a\na\n"]},
+        {"question": "Anything, no tests."},
+    ]
+    path = write_jsonl(tmp_path / "problems.jsonl", records)
+    call, io, io2, free = data.load_problems(path)
+    assert (call.problem_id, call.tests.entry_point, call.tests.tests) == ("call", "f", ["assert candidate(1) == 2"])
+    assert (io.problem_id, io.tests.inputs, io.tests.outputs) == ("io", ["1\n"], ["1\n"])
+    assert (io2.problem_id, io2.tests.outputs) == ("7", ["a\na\n"])
+    assert free.tests is None and free.problem_id == f"{path}:4"
+    assert [p.problem_id for p in data.load_problems("humaneval", "heldout")] == \
+        [p.problem_id for p in data.humaneval_problems("heldout")]
+    for bad, message in [({"problem_id": "x"}, "missing or empty field 'question'"),
+                         ({"question": "q", "test_input": ["1"]}, "only one of 'test_input' and 'test_output'"),
+                         ({"question": "q", "inputs": ["1"], "outputs": ["1", "2"]}, "1 test inputs but 2 outputs"),
+                         ({"question": "q", "tests": ["assert 1"]}, "need the field 'entry_point'"),
+                         ({"question": "q", "test_input": "[1", "test_output": "[]"}, "not a JSON list")]:
+        path = write_jsonl(tmp_path / "bad.jsonl", [records[3], bad])
+        with pytest.raises(ValueError, match=re.escape(f"bad.jsonl:2: ") + ".*" + re.escape(message)):
+            data.load_problems(path)

@@ -9,11 +9,11 @@ import torch
 
 import infer
 import model as M
-from data import humaneval_problems
+from data import Problem, humaneval_problems
 from extract import extract_code
-from infer import Task, best_of_n, first_argmax, main, pass_at_k, summarize_bon
+from infer import best_of_n, first_argmax, main, pass_at_k, summarize_bon
 from reward import RewardModel, shaped_reward
-from sandbox import CallTests, Limits
+from sandbox import CallTests
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ KNOWN = {**ADD_CODES, **NEG_CODES}
 
 
 def test_best_of_n_picks_argmax_breaks_ties_low_and_counts_by_hand():
-    tasks = [Task("add", "Write add(a, b).", ADD), Task("neg", "Write neg(x).", NEG)]
+    tasks = [Problem("add", "Write add(a, b).", ADD), Problem("neg", "Write neg(x).", NEG)]
     candidates = {"add": list(ADD_CODES), "neg": list(NEG_CODES)}
 
     def run(score):
@@ -132,7 +132,7 @@ def test_best_of_n_on_responses_strict_for_the_reward_lenient_for_the_tests():
         seen.extend(codes)
         return [100.0 if c == "" else -10.0 for c in codes]  # the highest raw score goes to the invalid one
 
-    [row] = best_of_n([Task("add", "Write add(a, b).", ADD)], {"add": responses}, score, are_responses=True)
+    [row] = best_of_n([Problem("add", "Write add(a, b).", ADD)], {"add": responses}, score, are_responses=True)
     assert seen == ["", "def add(a, b):\n    return a * b"]
     assert row["rewards"][0] == 0.0 and row["rewards"][1] > 0.0
     assert row["rm_pick"] == 1  # valid beats invalid whatever the raw scores
@@ -159,7 +159,7 @@ def test_bon_command_on_a_generate_file_with_stdin_problems(tmp_path, rm_dir, ca
 
 
 def test_pool_candidates_are_seeded_nested_and_capped_by_pool_size():
-    tasks = [Task(p.problem_id, p.question, p.tests) for p in humaneval_problems("heldout")[:6]]
+    tasks = [Problem(p.problem_id, p.question, p.tests) for p in humaneval_problems("heldout")[:6]]
     four, sixteen = (infer.pool_candidates(infer.DEFAULT_POOL, tasks, n, seed=0) for n in (4, 16))
     assert infer.pool_candidates(infer.DEFAULT_POOL, tasks, 4, seed=0) == four
     assert infer.pool_candidates(infer.DEFAULT_POOL, tasks, 4, seed=1) != four

@@ -162,7 +162,7 @@ def test_cpu_time_limit_turns_endless_loops_into_timeouts():
     import data
     import sandbox
     tests = sandbox.CallTests("f", ["assert candidate(1) == 2", "assert candidate(2) == 3"])
-    problem = data.Problem("p", "Q", "f", tests, reference="", split="train")
+    problem = data.Problem("p", "Q", tests, entry_point="f", split="train")
     loops = "def f(x):\n    while x == 2:\n        pass\n    return x + 1\n"
     swallows = ("def f(x):\n    while x == 2:\n        try:\n            while True:\n                pass\n"
                 "        except BaseException:\n            pass\n    return x + 1\n")

@@ -1,6 +1,5 @@
 """reward.py: the loss against hand computations, shaping, packed scoring against one-by-one and HF."""
 import math
-import os
 
 import pytest
 import torch
