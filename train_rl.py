@@ -461,12 +461,18 @@ def main(argv=None, reward_fn=None):
         tokenizer.save(final)
         rows = [json.loads(l) for l in open(metrics_path)]
         print("\n" + "=" * 72)
-        print(f"{'step':>5} {'reward':>8} {'valid':>6} {'tests':>6} {'len':>6} {'gen s':>6} {'rew s':>6} {'upd s':>6}")
+        print(f"{'step':>5} {'reward':>8} {'0-spread':>8} {'valid':>6} {'tests':>6} {'len':>5} {'gen s':>6} "
+              f"{'rew s':>6} {'upd s':>6} {'gen tok/s':>9} {'upd tok/s':>9}")
         for r in rows:
             tests = f"{r['test_pass_rate']:.2f}" if r["test_pass_rate"] is not None else "-"
-            print(f"{r['step']:>5} {r['reward_mean']:>8.3f} {r['valid_rate']:>6.2f} {tests:>6} {r['response_len_mean']:>6.0f} "
-                  f"{r['time_generate']:>6.1f} {r['time_reward']:>6.1f} {r['time_update']:>6.1f}")
-        print(f"policy: {final}\nmetrics: {metrics_path}")
+            print(f"{r['step']:>5} {r['reward_mean']:>8.3f} {r['zero_spread_frac']:>8.2f} {r['valid_rate']:>6.2f} "
+                  f"{tests:>6} {r['response_len_mean']:>5.0f} {r['time_generate']:>6.1f} {r['time_reward']:>6.1f} "
+                  f"{r['time_update']:>6.1f} {r['rollout_tokens_per_s']:>9.0f} {r['update_tokens_per_s']:>9.0f}")
+        if all(r["valid_rate"] == 0 for r in rows):
+            print("no response held exactly one parsable code block, so every reward was 0 and every group had zero "
+                  "spread: nothing to learn from (expected of a random tiny policy; a pretrained policy writes code). "
+                  "tests/test_train_rl.py shows this loop learning a toy reward.")
+        print(f"policy: {final}\nmetrics: {metrics_path}\nsamples: {args.out}/samples_rank*.jsonl")
     distributed.teardown()
 
 
