@@ -77,6 +77,19 @@ def full_state_dict(model, all_ranks: bool = False) -> dict:
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=not all_ranks))
 
 
+def export_hf(model, tokenizer, out_dir: str, dtype=None):
+    """Gather the FSDP model and write it on rank 0 as an HF checkpoint with the tokenizer files beside it
+    (bf16 on CUDA, float32 on CPU unless `dtype` says otherwise). A collective: every rank calls it."""
+    from model import save_model
+    state = full_state_dict(model)
+    if dist.get_rank() == 0:
+        model.cfg.pad_token_id = tokenizer.pad_id
+        dtype = dtype or (torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+        save_model(model, out_dir, state_dict=state, dtype=dtype)
+        tokenizer.save(out_dir)
+    return out_dir
+
+
 # -----------------------------------------------------------------------------
 # Resumable checkpoints
 

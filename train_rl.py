@@ -454,11 +454,8 @@ def main(argv=None, reward_fn=None):
     bar.close()
 
     # Export the policy in the HF layout (Qwen3ForCausalLM) with its tokenizer.
-    final = os.path.join(args.out, "final")
-    state = distributed.full_state_dict(model)
+    final = distributed.export_hf(model, tokenizer, os.path.join(args.out, "final"))
     if rank == 0:
-        save_model(model, final, state_dict=state, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
-        tokenizer.save(final)
         rows = [json.loads(l) for l in open(metrics_path)]
         print("\n" + "=" * 72)
         print(f"{'step':>5} {'reward':>8} {'0-spread':>8} {'valid':>6} {'tests':>6} {'len':>5} {'gen s':>6} "

@@ -265,14 +265,9 @@ def main(argv=None):
     bar.close()
 
     # Export: an HF Qwen3ForSequenceClassification checkpoint with the tokenizer files.
-    final = os.path.join(args.out, "final")
-    state = distributed.full_state_dict(model)
+    final = distributed.export_hf(model, tokenizer, os.path.join(args.out, "final"),
+                                  getattr(torch, args.export_dtype) if args.export_dtype else None)
     if rank == 0:
-        export_dtype = getattr(torch, args.export_dtype) if args.export_dtype else (
-            torch.bfloat16 if device.type == "cuda" else torch.float32)
-        model.cfg.pad_token_id = tokenizer.pad_id
-        save_model(model, final, state_dict=state, dtype=export_dtype)
-        tokenizer.save(final)
         print("\n" + "=" * 72)
         if before is not None:
             print(f"held-out pairwise accuracy: {before['accuracy']:.3f} before -> {after['accuracy']:.3f} after "
