@@ -479,7 +479,8 @@ def tiny_config(vocab_size: int = 151936, **overrides) -> Qwen3Config:
 # -----------------------------------------------------------------------------
 # Demo
 
-if __name__ == "__main__":
+def demo():
+    """Write a tiny random Qwen3, load it back, chat-format a prompt, sample a group."""
     import tempfile
     import time
 
@@ -504,3 +505,9 @@ if __name__ == "__main__":
         print(f"sample {i} ({n} tokens, mean log-prob {out.logprobs[i, :n].mean():.2f}): "
               f"{tok.decode(out.tokens[i, :n].tolist())!r}")
     print(f"{int(out.lengths.sum())} tokens in {dt:.2f}s (random weights: the text is noise, the machinery is real)")
+
+
+if __name__ == "__main__":
+    from model import demo  # run the imported module's code: generate.py builds masks with *its* model classes
+
+    demo()
