@@ -181,13 +181,12 @@ def problem_seed(seed: int, problem_id: str) -> int:
 
 
 def generate_samples(model, tokenizer, tasks: list[Problem], out_path: str, policy: str = "", n: int = 8,
-                     temperature: float = 0.6, top_p: float = 0.95, top_k: int = 20, max_new_tokens: int = 4096,
+                     temperature: float = 0.6, top_p: float = 0.95, top_k: int = 0, max_new_tokens: int = 16384,
                      seed: int = 0, thinking: bool = True, max_problems: int | None = None) -> int:
     """Append one line per problem not yet in `out_path` (n responses each, flushed per problem); returns
     the number of problems written. Stops after `max_problems` new problems when given. Each line records
     the settings (`policy` names the checkpoint); resuming a file written with other settings is an error."""
     from generate import generate
-    from tokenizer import render_prompt
 
     settings = dict(policy=policy, n=n, temperature=temperature, top_p=top_p, top_k=top_k,
                     max_new_tokens=max_new_tokens, seed=seed, thinking=thinking)
@@ -202,13 +201,12 @@ def generate_samples(model, tokenizer, tasks: list[Problem], out_path: str, poli
     todo = [t for t in tasks if t.problem_id not in done][:max_problems]
     with open(out_path, "a", encoding="utf-8") as f:
         for task in tqdm(todo, desc=f"generate ({len(done)} done before)", unit="problem"):
-            ids = tokenizer.encode(render_prompt(task.question, enable_thinking=thinking))
+            ids = tokenizer.encode(tokenizer.render_prompt(task.question, enable_thinking=thinking))
             s = problem_seed(seed, task.problem_id)
             out = generate(model, [ids], num_samples=n, max_new_tokens=max_new_tokens, temperature=temperature,
                            top_k=top_k, top_p=top_p, stop_ids=tokenizer.eos_ids, pad_id=tokenizer.pad_id, seed=s)
             lengths, stopped = out.lengths.tolist(), out.stopped.tolist()
-            responses = [tokenizer.decode(out.tokens[i, : lengths[i] - int(stopped[i])].tolist())  # stop token cut
-                         for i in range(n)]
+            responses = tokenizer.decode_responses([out.tokens[i, : lengths[i]].tolist() for i in range(n)], stopped)
             write_records(f, [{"problem_id": task.problem_id, "question": task.question, "responses": responses,
                                "num_tokens": lengths, "stopped": stopped, "seed": s, "settings": settings}])
     return len(todo)
@@ -395,13 +393,19 @@ def parse_args(argv):
                        help="HumanEval problems to sample or draw pools for (a --samples file is used whole)")
 
     def sampling_flags(c, n):
+        # Defaults are the paper's evaluation settings (SPEC.md section 4): n = 8, 16384 new tokens,
+        # temperature 0.6, top-p 0.95, no top-k, the chat template's default (thinking not switched off).
+        # On a CPU with a tiny policy pass a small --max-new-tokens (tests use 16-64).
         c.add_argument("--policy", default=None, help="policy checkpoint (directory or hub id) to sample from")
-        c.add_argument("--n", type=int, default=n, help="samples (candidates) per problem")
-        c.add_argument("--temperature", type=float, default=0.6)
-        c.add_argument("--top-p", type=float, default=0.95)
-        c.add_argument("--top-k", type=int, default=20)
-        c.add_argument("--max-new-tokens", type=int, default=4096)
-        c.add_argument("--no-thinking", action="store_true", help="prompt with an empty think block")
+        c.add_argument("--n", type=int, default=n, help=f"samples (candidates) per problem (default {n})")
+        c.add_argument("--temperature", type=float, default=0.6, help="sampling temperature (paper: 0.6)")
+        c.add_argument("--top-p", type=float, default=0.95, help="nucleus mass (paper: 0.95)")
+        c.add_argument("--top-k", type=int, default=0, help="top-k cut-off, 0 = none (paper's evaluation: none)")
+        c.add_argument("--max-new-tokens", type=int, default=16384,
+                       help="tokens per response (paper: 16384; shrink it for a tiny policy on a CPU)")
+        c.add_argument("--no-thinking", action="store_true",
+                       help="pass enable_thinking=False to the chat template (Qwen3: an empty think block); "
+                       "default: the template's default, as the authors ran it")
         c.add_argument("--seed", type=int, default=0, help="seed of the sampling and of the pool draw (per problem: seed and problem id)")
 
     c = command("score", "score (problem, response|code) JSONL records with the reward model")
@@ -410,7 +414,8 @@ def parse_args(argv):
     c.add_argument("--out", required=True, help="output JSONL (the input records with code, score, reward added)")
     c.add_argument("--chunk", type=int, default=512, help="records scored and written at a time")
     c.add_argument("--max-tokens", type=int, default=16384, help="token budget of one packed scoring batch")
-    c.add_argument("--shaping", default="softplus", choices=["softplus", "sigmoid", "raw"])
+    c.add_argument("--shaping", default="softplus", choices=["softplus", "sigmoid", "raw", "none"],
+                   help="the `reward` field: softplus(score), 0 for invalid code (the method); see reward.shaped_reward")
     c.add_argument("--resume", action="store_true", help="keep the whole lines of --out and go on after them")
     model_flags(c)
 

@@ -45,17 +45,20 @@ def shaped_reward(score: float, code: str, kind: str = "softplus") -> float:
       so every valid program outranks every invalid one and the order among valid ones is kept.
     sigmoid: the same with sigmoid(score) in (0, 1).
     raw: the score itself for valid code, 0 for invalid: NOT validity-preserving (a valid program with a
-      negative score ranks below an invalid one); the ablation that shows why the shaping matters.
+      negative score ranks below an invalid one).
+    none: the score itself for every response, the caller having scored invalid code as RM(q, ""): the
+      authors' no-shaping ablation (and their early code's behaviour), where validity is left to the RM.
     """
     if kind not in SHAPINGS:
         raise ValueError(f"unknown shaping {kind!r}; choose from {sorted(SHAPINGS)}")
-    return 0.0 if code == "" else SHAPINGS[kind](score)
+    return 0.0 if code == "" and kind != "none" else SHAPINGS[kind](score)
 
 
 SHAPINGS = {
     "softplus": lambda s: F.softplus(torch.tensor(float(s))).item(),
     "sigmoid": lambda s: 1.0 / (1.0 + math.exp(-s)) if s >= 0 else math.exp(s) / (1.0 + math.exp(s)),
     "raw": float,
+    "none": float,
 }
 
 

@@ -29,8 +29,17 @@ Where this differs from textbook PPO/GRPO, and why:
   - Rollouts use a plain (unsharded) replica of the policy on every rank, refreshed with one all-gather of
     the FSDP shards per step; generating through FSDP would all-gather every layer at every token. It
     costs one full copy of the weights per rank, which fits for the sizes the paper trains.
-  - Learning rate: 10 warm-up steps then constant, counted in RL steps (one scheduler step per rollout,
-    however many mini-batches it has), as in verl.
+  - Learning rate: verl's constant schedule with warm-up, counted in RL steps (one scheduler step per
+    rollout, however many mini-batches it has): lr x min(1, step / 10), so the first step runs at lr 0.
+  - The log-ratio is clamped to [-20, 20] before exp (verl); an optimizer step whose gradient norm is not
+    finite is skipped (the gradient dropped) and counted as `skipped_updates` in metrics.jsonl.
+
+As the authors ran it (SPEC.md section 4): prompts rendered with the policy's chat template and its
+default arguments (thinking not switched off; --no-thinking passes enable_thinking=False); the reward model
+scores [user: problem, assistant: extracted code] rendered with the RM checkpoint's own chat template
+(Qwen3's written by hand, any other through jinja2, tokenizer.py); each response's text is decoded with the
+stop token cut and no special tokens, so "```<|im_end|>" never reaches extraction. Ablations: --extract last
+(the evaluation rule as the reward), --shaping none (raw scores, invalid code scored as RM(q, "")).
 """
 import argparse
 import json
@@ -47,7 +56,7 @@ from extract import extract_code
 from generate import generate
 from model import Qwen3, init_weights, load_model, save_model, tiny_config
 from reward import RewardModel, packed_last_token_scores, shaped_reward, token_budget_batches
-from tokenizer import load_tokenizer, render_prompt
+from tokenizer import load_tokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -59,11 +68,21 @@ def parse_args(argv=None):
     p.add_argument("--rm", default=None, help="reward model; default: runs/rm/final if present, else tiny random")
     p.add_argument("--data", default=None, help="problems JSONL (question, optional tests); default: HumanEval train")
     p.add_argument("--out", default="runs/rl")
-    p.add_argument("--thinking", action="store_true", help="render prompts with Qwen3 thinking on")
+    p.add_argument("--no-thinking", action="store_true",
+                   help="pass enable_thinking=False to the chat template (Qwen3: an empty think block in the prompt); "
+                   "default: the template's default, thinking not switched off, as the authors ran it")
     # reward
-    p.add_argument("--reward", choices=["rm", "exec", "mix"], default="rm")
+    p.add_argument("--reward", choices=["rm", "exec", "mix"], default="rm",
+                   help="rm: the shaped reward-model score (the method); exec: 1 if every unit test passes, else 0 "
+                   "(the RLVR baseline); mix: --rm-weight * rm + (1 - --rm-weight) * exec")
     p.add_argument("--rm-weight", type=float, default=0.5, help="mix: weight of the RM reward (exec gets the rest)")
-    p.add_argument("--shaping", choices=["softplus", "sigmoid", "raw"], default="softplus")
+    p.add_argument("--extract", choices=["strict", "last"], default="strict",
+                   help="code extraction for the reward: strict (exactly one parsable block, the method) or last "
+                   "(the last block, no checks: the evaluation rule, an ablation)")
+    p.add_argument("--shaping", choices=["softplus", "sigmoid", "raw", "none"], default="softplus",
+                   help="softplus(score), 0 for invalid code (the method); sigmoid: the same in (0, 1); raw: the score, "
+                   "0 for invalid code; none: the raw score for every response, invalid ones scored as RM(q, \"\") "
+                   "(the authors' no-shaping ablation)")
     p.add_argument("--rm-sharded", action="store_true", help="shard the reward model with FSDP (when it does not fit)")
     p.add_argument("--rm-max-len", type=int, default=4096)
     p.add_argument("--exec-workers", type=int, default=2, help="sandbox processes per rank")
@@ -110,6 +129,12 @@ def parse_args(argv=None):
 # GRPO pieces (pure functions, tested against hand computations)
 
 
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """verl's constant schedule with warm-up: lr x min(1, step / warmup_steps) at RL step `step` (from 0).
+    The first step runs at lr 0 (Adam's moments still take its gradient), step 10 of 10 reaches the full lr."""
+    return min(1.0, step / max(1, warmup_steps))
+
+
 def group_advantages(rewards, eps: float = 1e-6, scale_by_std: bool = True):
     """rewards [P, G] -> advantages [P, G], zero_spread [P] (groups whose rewards are all equal).
     std is the unbiased sample std, as in the GRPO paper and verl."""
@@ -123,8 +148,9 @@ def group_advantages(rewards, eps: float = 1e-6, scale_by_std: bool = True):
 
 def ppo_clip_loss(logp, old_logp, adv, clip_low: float, clip_high: float, dual_clip: float):
     """Per-token PPO-clip loss with asymmetric bounds and dual clip. All [N] -> loss [N], and the masks of
-    tokens where the lower / upper clip removed the gradient."""
-    ratio = torch.exp(logp - old_logp)
+    tokens where the lower / upper clip removed the gradient. The log-ratio is clamped to [-20, 20] before
+    exp, as verl does, so one token whose probabilities moved by e^20 cannot make the loss inf or nan."""
+    ratio = torch.exp((logp - old_logp).clamp(-20.0, 20.0))
     unclipped = -adv * ratio
     clipped = -adv * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
     loss = torch.maximum(unclipped, clipped)
@@ -237,15 +263,34 @@ def update(model, optimizer, rollouts: list[dict], args, world: int, device) -> 
         sums["clip_high"] += high.sum().item()
         sums["kl_old"] += kl_k3(logp.detach(), old).sum().item()
         sums["entropy"] += entropy.detach().sum().item()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+    grad_norm, skipped = optimizer_step(model, optimizer, args.grad_clip)
+    return {**sums, "grad_norm": 0.0 if skipped else grad_norm, "skipped": float(skipped)}
+
+
+def optimizer_step(model, optimizer, grad_clip: float) -> tuple[float, bool]:
+    """Clip the gradient to `grad_clip` and step, unless its norm is inf or nan: then the gradient is dropped
+    and the weights and Adam's moments stay as they were (a poisoned moment would spoil every later step).
+    The norm is a global reduction over FSDP shards, so every rank makes the same choice. -> (norm, skipped)"""
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-    optimizer.step()
+    skipped = not bool(torch.isfinite(grad_norm))
+    if not skipped:
+        optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return {**sums, "grad_norm": grad_norm.item()}
+    return grad_norm.item(), skipped
 
 
 # -----------------------------------------------------------------------------
 # Rewards
+
+
+def rollout_responses(out, tokenizer) -> tuple[list[list[int]], list[bool], list[str]]:
+    """Sampler output -> per row: the response's token ids (the stop token kept: the policy is trained to
+    emit it), whether it was cut at --max-new-tokens, and its text for the reward (stop token cut, no
+    special tokens: "```<|im_end|>" must not reach extraction)."""
+    lengths, stopped = out.lengths.tolist(), out.stopped.tolist()
+    ids = [out.tokens[row, :n].tolist() for row, n in enumerate(lengths)]
+    return ids, [not s for s in stopped], tokenizer.decode_responses(ids, stopped)
 
 
 def rm_scores(rm, questions, codes, sharded: bool, device) -> list[float]:
@@ -263,11 +308,13 @@ def rm_scores(rm, questions, codes, sharded: bool, device) -> list[float]:
 
 
 def compute_rewards(problems, responses, args, rm, device, reward_fn=None, response_ids=None) -> list[dict]:
-    """Per response: extracted code, validity, unit-test pass rate (None without tests), RM score (None for
-    invalid code), and the reward. `reward_fn(problems, responses, response_ids) -> list[float]` replaces
-    the reward (tests inject toy rewards through it; everything else stays the same)."""
+    """Per response (text with the stop token cut, `Tokenizer.decode_responses`): extracted code, validity,
+    unit-test pass rate (None without tests), RM score (None where not scored), and the reward. The reward
+    model sees [problem, extracted code] only, never the reasoning or prose around it.
+    `reward_fn(problems, responses, response_ids) -> list[float]` replaces the reward (tests inject toy
+    rewards through it; everything else stays the same)."""
     import sandbox
-    codes = [extract_code(r, mode="strict") for r in responses]
+    codes = [extract_code(r, mode=args.extract) for r in responses]
     out = [{"code": c, "valid": c != "", "pass_rate": None, "score": None} for c in codes]
     jobs = [(i, p.tests) for i, p in enumerate(problems) if p.tests is not None]
     if jobs:  # run the tests: the reward for exec/mix, and a reward-hacking watch for rm
@@ -276,9 +323,11 @@ def compute_rewards(problems, responses, args, rm, device, reward_fn=None, respo
         for i, _ in jobs:
             out[i]["pass_rate"] = next(valid_jobs).pass_rate if codes[i] else 0.0
     if reward_fn is None and args.reward in ("rm", "mix"):
-        valid = [i for i, c in enumerate(codes) if c]
-        scores = rm_scores(rm, [problems[i].question for i in valid], [codes[i] for i in valid], args.rm_sharded, device)
-        for i, s in zip(valid, scores):
+        # --shaping none scores every response, an invalid one as RM(q, ""); otherwise invalid code gets 0
+        # without a forward pass
+        scored = [i for i, c in enumerate(codes) if c or args.shaping == "none"]
+        scores = rm_scores(rm, [problems[i].question for i in scored], [codes[i] for i in scored], args.rm_sharded, device)
+        for i, s in zip(scored, scores):
             out[i]["score"] = s
     custom = reward_fn(problems, responses, response_ids) if reward_fn is not None else None
     for i, o in enumerate(out):
@@ -340,11 +389,12 @@ def main(argv=None, reward_fn=None):
         reference = distributed.shard(load_model(args.policy, dtype=dtype, device=device).requires_grad_(False), device)
     distributed.shard(model, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay, betas=(0.9, 0.999))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / args.warmup_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s, args.warmup_steps))
 
     # Problems: rendered and tokenized once.
     problems = load_problems(args.data or "humaneval", split="train")
-    prompts = [tokenizer.encode(render_prompt(p.question, enable_thinking=args.thinking)) for p in problems]
+    prompts = [tokenizer.encode(tokenizer.render_prompt(p.question, enable_thinking=not args.no_thinking))
+               for p in problems]
     keep = [i for i, ids in enumerate(prompts) if len(ids) <= args.max_prompt_len]
     if len(keep) < len(problems):
         log(f"skipping {len(problems) - len(keep)} prompts longer than {args.max_prompt_len} tokens")
@@ -378,12 +428,9 @@ def main(argv=None, reward_fn=None):
                        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, stop_ids=tokenizer.eos_ids,
                        pad_id=tokenizer.pad_id, seed=args.seed * 1_000_003 + step * 1_009 + rank)
         G = args.group_size
-        rollouts = []
-        for row in range(len(chosen) * G):
-            n = int(out.lengths[row])
-            rollouts.append({"problem": problems[chosen[row // G]], "prompt": prompts[chosen[row // G]],
-                             "response": out.tokens[row, :n].tolist(), "truncated": not bool(out.stopped[row])})
-        responses = tokenizer.decode_batch([r["response"] for r in rollouts])
+        response_ids, truncated, responses = rollout_responses(out, tokenizer)
+        rollouts = [{"problem": problems[chosen[row // G]], "prompt": prompts[chosen[row // G]],
+                     "response": response_ids[row], "truncated": truncated[row]} for row in range(len(chosen) * G)]
         t1 = time.perf_counter()
 
         # 2. reward
@@ -431,7 +478,8 @@ def main(argv=None, reward_fn=None):
                   "clip_frac_low": g["clip_low"] / tok, "clip_frac_high": g["clip_high"] / tok,
                   "approx_kl": g["kl_old"] / tok, "entropy": g["entropy"] / tok,
                   "kl_ref": g["kl_ref"] / tok if args.kl_coef > 0 else None,
-                  "grad_norm": sums["grad_norm"] / args.mini_batches, "lr": lr_used,
+                  "grad_norm": sums["grad_norm"] / max(args.mini_batches - sums["skipped"], 1),
+                  "skipped_updates": int(sums["skipped"]), "lr": lr_used,
                   "time_generate": t1 - t0, "time_reward": t2 - t1, "time_update": t3 - t2,
                   "rollout_tokens_per_s": g["len_sum"] / (t1 - t0),
                   "update_tokens_per_s": (g["len_sum"] + g["prompt_tokens"]) * (args.mini_batches + 1) / (t3 - t2)}

@@ -5,13 +5,12 @@ import math
 import os
 import subprocess
 import sys
-import types
 
 import pytest
 import torch
 
 import model as M
-from train_rl import aggregate, compute_rewards, group_advantages, kl_k3, ppo_clip_loss
+from train_rl import aggregate, compute_rewards, group_advantages, kl_k3, parse_args, ppo_clip_loss
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -77,8 +76,10 @@ def test_kl_k3_by_hand():
 
 
 def args_for(**kw):
-    base = dict(reward="rm", rm_weight=0.5, shaping="softplus", rm_sharded=False, exec_workers=2)
-    return types.SimpleNamespace(**{**base, **kw})
+    """train_rl's own defaults (so a new flag can't be missing here), with `kw` on top."""
+    args = parse_args([])
+    vars(args).update(kw)
+    return args
 
 
 def test_exec_reward_and_rm_reward_validity(tmp_path):
