@@ -428,6 +428,14 @@ class Sandbox:
         raise self.over
 
     def send(self, msg: str):
+        """Send a request; anything the worker wrote before it was asked breaks the protocol (a program
+        that pre-sends answers, or a second "ready")."""
+        if not self.buf and select.select([self.rep_fd], [], [], 0)[0]:
+            self.buf = os.read(self.rep_fd, 1 << 20)
+            if not self.buf:  # end of file: the worker is gone
+                self.died()
+        if self.buf:
+            self.end("runtime_error", "wrote to the sandbox protocol out of turn")
         try:
             write_all(self.req_fd, (msg + "\n").encode())
         except OSError:  # the worker is gone; receive() finds out how
@@ -465,11 +473,9 @@ class Sandbox:
 
     def died(self):
         """The worker is gone: its verdict from S1's exit status and the cgroup's OOM counter."""
-        try:  # S1 exited, or exits as soon as its worker has (the pipe closed)
-            self.exit_code = os.waitstatus_to_exitcode(os.waitpid(self.s1, 0)[1])
-        except ChildProcessError:
-            self.exit_code = None
-        if self.exit_code is not None and self.exit_code < 0:  # S1 itself was killed (the OOM killer's pick)
+        # S1 exited, or exits as soon as its worker has (the pipe closed)
+        self.exit_code = os.waitstatus_to_exitcode(os.waitpid(self.s1, 0)[1])
+        if self.exit_code < 0:  # S1 itself was killed (the OOM killer's pick)
             self.exit_code = 128 - self.exit_code
         self.end(*self.exit_verdict())
 
@@ -477,8 +483,6 @@ class Sandbox:
         code = self.exit_code
         if self.oom_kills() > 0:
             return "memory_exceeded", f"over {self.job['memory_mb']} MiB (cgroup)"
-        if code is None:
-            return "runtime_error", "the sandbox died"
         if code == 128 + signal.SIGXFSZ:
             return "output_exceeded", f"more than {self.job['output_bytes']} bytes of output"
         if code == 128 + signal.SIGXCPU:
@@ -698,11 +702,9 @@ def test_process(job_fd, result_fd):
         end = ("done",)
     except RuntimeError as e:
         end = ("error", str(e))
-    os.kill(s1, signal.SIGKILL)  # init of its PID namespace: everything inside goes with it
-    try:
+    if sandbox.exit_code is None:  # else died() reaped it
+        os.kill(s1, signal.SIGKILL)  # init of its PID namespace: everything inside goes with it
         os.waitpid(s1, 0)
-    except ChildProcessError:  # died() reaped it
-        pass
     write_frame(result_fd, end)  # only now: the parent removes the cgroup, which must be empty
 
 
