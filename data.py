@@ -353,7 +353,8 @@ if __name__ == "__main__":
     print("split:", dict(Counter(p.split for p in problems)), " tests:", sum(len(p.tests.tests) for p in problems))
     jobs = []
     for p in problems:
-        whole = sandbox.CallTests(p.entry_point, tests=["check(candidate)"], preamble=raw[p.problem_id]["test"])
+        helpers = prompt_helpers(raw[p.problem_id]["prompt"], p.entry_point)
+        whole = sandbox.CallTests(p.entry_point, tests=["check(candidate)"], preamble=helpers + "\n" + raw[p.problem_id]["test"])
         wrong = p.reference.rstrip() + f"\n\ndef {p.entry_point}(*args, **kwargs):\n    return None\n"
         jobs += [(p.reference, p.tests), (p.reference, whole), (wrong, p.tests), (wrong, whole)]
     results = sandbox.run_programs(jobs, workers=2, progress=True)

@@ -1,57 +1,92 @@
-"""Sandboxed execution of untrusted, model-generated Python against unit tests.
+"""Sandboxed execution of untrusted, model-generated Python against unit tests, with verdicts decided
+outside the untrusted process.
 
-Preference-pair curation (make_pairs.py: chosen passes every test, rejected fails one) and evaluation
-(Avg@8 / pass@k, 2 s per test as in the authors' code) both run programs through here:
+Preference-pair curation (make_pairs.py), the RLVR baseline's reward (train_rl.py --reward exec) and every
+evaluation number (infer.py) come from here:
 
-    from sandbox import CallTests, IOTests, Limits, run_program, run_programs
+    from sandbox import CallTests, FunctionTests, IOTests, Limits, run_program, run_programs
     r = run_program(code, CallTests("add", ["assert candidate(1, 2) == 3"]))
     r.verdict, r.pass_rate, [t.verdict for t in r.tests]
     results = run_programs([(code, tests), ...], workers=8, progress=True)   # in the order of the jobs
 
-    python -m pytest -q tests/test_sandbox.py     # behaviour and containment tests (~15 s)
-    python bench_sandbox.py                       # programs per second on HumanEval
+    python -m pytest -q tests/test_sandbox.py tests/test_reward_hacks.py   # containment; the hack corpus
+    SANDBOX_TEST_BUSY=2 python -m pytest -q tests/test_sandbox.py         # the same beside 2 busy processes
+    python bench_sandbox.py                                                # overhead vs `python -I -S -c pass`
 
-How a program runs. The parent compiles it (a syntax error needs no sandbox) and starts one sandbox per
-program, not per test. Its first process is a harness (_CHILD below, under `python -I -S`) that sets the
-limits up and forks a worker. For call-based tests the worker runs the program's top level once, then
-each test in the same namespace; for stdin/stdout tests it forks a copy per test with that test's input
-as stdin. Each result goes to the parent as a line on a dedicated pipe (not stdout: prints cannot forge
-results), and the parent keeps the clock. When a test overruns or its process dies (os._exit, a signal,
-the output cap), the parent kills the sandbox and a fresh one runs the remaining tests, re-running the
-program's top level. A failure in the top level itself (exception, endless loop) fails every test.
+Three kinds of tests share one call path. CallTests: HumanEval-style snippets that call `candidate`, with a
+preamble (imports, helpers) run before them. FunctionTests: LiveCodeBench/TACO functional tests, JSON
+arguments and expected return values for `fn_name` (a `class Solution` method if the program has one),
+compared after turning tuples into lists. IOTests: stdin/stdout, compared with LiveCodeBench's rule.
 
-Threat model: code from a language model, not from an adversary who has read this file. It loops,
-allocates, prints without end, forks, exits early, writes files, opens sockets, reads the environment,
-kills processes. Each such program must end in a verdict within its limits, leave nothing behind and not
-change another program's verdict. Out of scope: kernel exploits, side channels, and code that goes looking
-for the result descriptor: call-based tests run inside the harness process, as in HumanEval and
-LiveCodeBench, so os.write() on that descriptor can forge a call-based result (stdin/stdout results
-cannot be forged: expected outputs never enter the sandbox). Hostile code needs a VM (gVisor, Firecracker).
+How a program runs (sandbox_harness.py has the processes). A fork server, started once per process,
+forks a *test process* per program; that process forks the *sandbox* (init S1 and worker S2) before it
+has read a single test, then reads the tests and runs them itself. In the tests `candidate` is a stub: it
+sends the call's arguments to S2 as plain data, S2 calls the program's function and sends the return
+value back. Only None, bool, int, float, complex, str, bytes and list, tuple, dict, set, frozenset of
+those cross (exact types, nesting <= 100, Limits.value_bytes), as JSON decoded by `json` (no eval, no
+pickle); anything else fails the test. An exception raised by the program comes back as its type name and
+message (a builtin exception class is rebuilt, so a test's `except ValueError` still works). For
+stdin/stdout tests S2 forks a run per input and sends back the output; the test process compares. A test
+that times out or kills the sandbox ends the session; a fresh sandbox runs the remaining tests, after the
+program's top level again. A failure in the top level itself (exception, endless loop) fails every test.
 
-Each measure and what it stops:
-- own session, SIGKILLed at the end; per-test and total deadlines -> endless loops, stray subprocesses
-- RLIMIT_AS = memory_mb -> a huge allocation raises MemoryError -> "memory_exceeded"
+Time. Limits.test_timeout_s is CPU time of everything in the sandbox during the test (the cgroup's
+counter), so a busy machine or a neighbour that spins cannot turn a pass into a timeout. Past wall_factor
+times the limit of wall clock a test also ends once the sandbox has used no CPU for a second (a program
+that sleeps or blocks), never while it computes, however starved. With confirm_timeouts a timed-out test
+is rerun in a fresh sandbox and the rerun decides. total_timeout_s (wall) bounds the whole program.
+
+Threat model: code from a language model under optimisation pressure. Besides honest mistakes (loops,
+huge allocations, endless output, forks, crashes, early exits) an RL policy finds reward hacks: objects
+whose __eq__ is always True, subclasses of str/int/tuple with such an __eq__, monkeypatched builtins
+(exec, abs, AssertionError) or sys.modules, test sources or expected answers found in memory (gc, frames)
+or on disk (the problems file, the data set in site-packages), forged lines on the result channel, exits
+that skip the tests. tests/test_reward_hacks.py runs each against all 164 HumanEval problems: none passes
+a problem. What each layer stops:
+- tests, their sources and expected answers live only in the test process; the sandbox is forked before
+  they are read -> nothing to find with gc, frames or /proc/self/mem; patching builtins or sys.modules
+  changes only the program's own interpreter
+- plain data across a pipe, decoded by the test process -> no object of the program's making is ever
+  compared, so no __eq__/__hash__/__bool__ of its choosing runs in a test
+- request/response with sequence numbers; a reply sent before its request, a second "ready" or any line
+  that is not the expected message ends the session with runtime_error; a load failure always fails every
+  test -> forged lines on any descriptor cannot pass anything; stdout is never read for call-based tests
+- the test process is not dumpable (PR_SET_DUMPABLE 0) and runs as root outside the sandbox's namespaces
+  -> the program cannot ptrace it, read its memory or signal it
+- PID namespace, S1 as its init, PDEATHSIG -> kill(-1), kill(getppid()), setsid() reach nothing outside;
+  everything left running dies with S1, and S1 is reaped before the verdict (no zombies)
+- mount namespace with a tmpfs root (pivot_root, the host tree detached): the Python standard library and
+  shared-library directories read-only, site-packages covered, /dev/null, zero, random, urandom, and a
+  64 MiB tmpfs /tmp as the work dir -> no repository, data/, problems file, home directory, /var, /proc
+  or host socket is visible, and nothing outside /tmp is writable; the work dir vanishes with it
+- network namespace -> only a loopback that is down: every connect fails; abstract unix sockets are
+  per network namespace too
+- IPC namespace -> SysV shared memory, semaphores and message queues die with the sandbox and are not
+  shared between sandboxes
+- a cgroup per sandbox (v2 where our cgroup delegates memory and pids, else v1 memory/pids/cpuacct):
+  memory.max = memory_mb counts heap, SysV shm, memfd and tmpfs pages of all its processes ->
+  "memory_exceeded"; pids.max = processes -> a fork bomb gets EAGAIN; the CPU counter times each test
+- RLIMIT_AS = memory_mb per process -> a huge allocation raises MemoryError -> "memory_exceeded"
 - stdout and stderr are memory files under RLIMIT_FSIZE -> endless output: the kernel stops the write at
   output_bytes (per stream and test) and SIGXFSZ kills the writer -> "output_exceeded"
-- RLIMIT_CORE = 0, RLIMIT_CPU -> no core files; CPU of anything that escaped is bounded
+- RLIMIT_CORE = 0, RLIMIT_CPU (whole program), RLIMIT_NOFILE = 256, no_new_privs -> no core files; CPU of
+  anything that escaped is bounded; memfds are bounded without a cgroup
 - environment scrubbed, `python -I -S` -> no secrets from env vars, no PYTHON* variables, no site-packages
-  (solutions get the standard library, which is all HumanEval and LiveCodeBench solutions need)
-- network namespace -> only a loopback that is down: every connect fails, 127.0.0.1 included
-- PID namespace, the harness as its init -> kill(-1) and kill(getppid()) reach nothing outside; whatever
-  the program leaves running dies with init, setsid() or not
-- mount namespace -> every mount read-only (mount_setattr, Linux >= 5.12) and a fresh tmpfs on /tmp as
-  the work dir: no writes anywhere else (/tmp, /dev/shm, the repo); the work dir vanishes with it
-- as root, a throwaway uid (random, >= 10^6) -> RLIMIT_NPROC applies (root ignores it), so a fork bomb
-  stops at Limits.processes, counted per sandbox; nothing of other users is writable or killable. The
-  stdlib may sit where that uid cannot enter (here /root/.pyenv, /root is mode 700): the harness opens
-  the import directories while still root and imports through /proc/self/fd/N, which the kernel
-  resolves from the open descriptor without checking the directories above it.
-Namespaces are probed once, with a real run (containment() reports the result). A non-root user gets
-them through an unprivileged user namespace where the kernel allows one; there is no uid drop, and the
-process cap counts the namespace's own processes (Linux >= 5.14). Without namespaces (e.g. under Docker's
-default seccomp profile) a program runs in a temporary directory the parent removes, can reach the
-network and every world-writable directory, and a process that calls setsid() outlives the kill until
-RLIMIT_CPU ends it; as root the throwaway uid still applies, otherwise there is no process cap.
+- as root, a throwaway uid (random, >= 10^6) -> RLIMIT_NPROC counts only this sandbox; nothing of other
+  users is writable or killable
+Out of scope: kernel exploits and side channels (timing, /sys counters); hostile code needs a VM (gVisor,
+Firecracker). The tests are trusted: test code (and a CallTests preamble) runs in the test process.
+
+Fallbacks, probed once (containment() reports them). A non-root user gets the namespaces through an
+unprivileged user namespace where the kernel allows one (no uid drop; RLIMIT_NPROC counts the user's own
+processes per user namespace, Linux >= 5.14). Without a cgroup (none delegated, e.g. a rootless container
+without cgroup v2 delegation: run under `systemd-run --user --scope -p Delegate=yes`, or point
+$SANDBOX_CGROUP at a delegated v2 group), per-test CPU is read from /proc for S1's process tree (a
+process that leaves that tree is not counted), memory is bounded per process by RLIMIT_AS only (SysV shm
+still dies with the IPC namespace; memfds are capped by RLIMIT_FSIZE x RLIMIT_NOFILE) and processes by
+RLIMIT_NPROC. Without namespaces (e.g. Docker's default seccomp profile) the program runs in a temporary
+directory and sees the host filesystem and network: it can read a problems file or the HumanEval data set
+and answer from it, so verdicts there are not hack-proof; as root the throwaway uid still applies.
 """
 
 import atexit
@@ -90,7 +125,7 @@ class Limits:
     memory_mb: int = 1024           # address space per process, and the cgroup's memory (shm, memfd included)
     output_bytes: int = 1 << 20     # cap on stdout and on stderr, per test
     processes: int = 64             # processes and threads of the sandbox (cgroup pids.max, RLIMIT_NPROC)
-    wall_factor: float = 5.0        # a test also ends after test_timeout_s * wall_factor of wall clock
+    wall_factor: float = 5.0        # past test_timeout_s * wall_factor of wall clock, a test ends once idle
     confirm_timeouts: bool = False  # rerun a timed-out test in a fresh sandbox; the rerun's verdict stands
     value_bytes: int = 1 << 24      # cap on one encoded return value (or stdin/stdout reply)
 
@@ -197,7 +232,7 @@ class _ForkServer:
             stderr=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", "TMPDIR": "/tmp"},
             start_new_session=True)
         theirs.close()
-        self.sock, self.lock = ours, threading.Lock()
+        self.sock, self.lock, self.owner = ours, threading.Lock(), os.getpid()
         atexit.register(self.close)
 
     def spawn(self, job_r: int, result_w: int) -> int:
@@ -210,8 +245,9 @@ class _ForkServer:
         return pid
 
     def close(self):
-        self.sock.close()  # the server exits on end of file
-        self.proc.wait()
+        if self.owner == os.getpid():  # not in a forked copy: the server belongs to the parent
+            self.sock.close()  # the server exits on end of file
+            self.proc.wait()
 
 
 _server_lock = threading.Lock()
@@ -221,7 +257,8 @@ _server: _ForkServer | None = None
 def _fork_server() -> _ForkServer:
     global _server
     with _server_lock:
-        if _server is None or _server.proc.poll() is not None:
+        # a forked copy of this process (a data-loader worker) must not share the parent's socket
+        if _server is None or _server.owner != os.getpid() or _server.proc.poll() is not None:
             _server = _ForkServer()
         return _server
 
@@ -403,7 +440,8 @@ def _session(code, tests, first: int, limits: Limits, t_end: float, namespaces: 
             pass  # the test process died; reading its results says how
         os.close(job_w)
         job_w = None
-        stall_s = limits.test_timeout_s * limits.wall_factor + STARTUP_S
+        # a failsafe only: the test process enforces each test's limits (a starved test may run long)
+        stall_s = max(60.0, 10 * limits.test_timeout_s * limits.wall_factor) + STARTUP_S
         while True:
             deadline = min(time.monotonic() + stall_s, t_end)
             if not select.select([result_r], [], [], max(0.0, deadline - time.monotonic()))[0]:

@@ -491,3 +491,18 @@ def test_program_runs_as_an_unprivileged_throwaway_uid():
                      "return (os.getuid(), os.geteuid(), os.getgroups(), shadow)"),
              "uid, euid, groups, shadow = candidate()\nassert uid >= 65534 and euid == uid and groups == [] and not shadow")
     assert r.verdict == "passed", r.tests
+
+
+# -----------------------------------------------------------------------------
+# Fallbacks: machines without namespaces or without a cgroup still give the same verdicts
+
+@pytest.mark.parametrize("namespaces, cgroup", [(False, True), (True, False), (False, False)])
+def test_fallbacks_give_the_same_verdicts(monkeypatch, namespaces, cgroup):
+    import sandbox
+    monkeypatch.setattr(sandbox, "_namespaces", lambda: namespaces and NAMESPACES)
+    if not cgroup:
+        monkeypatch.setattr(sandbox, "_cgroup_layout", lambda: None)
+    code = program("if x == 1:\n    while True:\n        pass\nif x == 2:\n    return bytearray(2**40)\nreturn x + 1", "x")
+    r = call(code, "assert candidate(0) == 1", "candidate(1)", "candidate(2)", "assert candidate(0) == 2")
+    assert verdicts(r) == ["passed", "timeout", "memory_exceeded", "failed"]
+    assert FAST.test_timeout_s < r.tests[1].time_s < FAST.test_timeout_s + 0.5
