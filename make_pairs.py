@@ -17,11 +17,11 @@ normalised, docstring kept), so formatting says nothing about the label.
 
 Reproducibility: seeds are fixed, files are written with sorted keys and hold no timings, tests that draw
 random inputs are seeded (data.split_check), the total time limit never binds (a program's pass rate does not
-depend on how many tests fit in a budget), and the 2 s per-test limit of call-based tests is on CPU time, not
-wall time (see CPU_BACKSTOP): with a wall clock, verdicts of slow negatives changed with the machine's load.
-In the bundled set every correct program's slowest test takes under 0.1 s; the slowest finishing negative
-test about 1.2 s of CPU (HumanEval/156); programs that allocate without end run out of memory first
-(HumanEval/39, 0.55 s) or hit the limit (HumanEval/123, 1 GiB after about 4 s).
+depend on how many tests fit in a budget), and the 2 s per-test limit is on the CPU time of the program's
+sandbox, not wall time, with a program's first timeout confirmed by a rerun (see WALL_FACTOR): with a wall clock,
+verdicts of slow negatives changed with the machine's load. In the bundled set every correct program's
+slowest test takes under 0.1 s of CPU; programs that allocate without end run out of memory first
+(HumanEval/39) or hit the limit (HumanEval/123).
 
 Outputs, in --out (deterministic: the same command gives byte-identical files):
     {name}_pairs_train.jsonl, {name}_pairs_heldout.jsonl   release schema (`question_content`, `code_pos`,
@@ -341,7 +341,7 @@ def deduplicate(candidates: list[dict]) -> tuple[list[dict], Counter]:
 # (its cgroup) and so does not depend on the machine's load. The paper's 2 s is a wall-clock limit; on this
 # shared 2-core machine wall time varies 2-5x with load, and a negative that passes a test in 0.9 s flipped
 # to a timeout between two runs. A test also ends after WALL_FACTOR times the limit of wall time (a program
-# that sleeps or blocks), and a timeout is confirmed by a rerun in a fresh sandbox, so that one slow run
+# that sleeps or blocks), and a program's first timeout is confirmed by a rerun in a fresh sandbox, so one slow run
 # (a CPU-frequency dip, a cache-hungry neighbour) cannot flip a label.
 WALL_FACTOR = 10
 

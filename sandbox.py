@@ -33,8 +33,9 @@ program's top level again. A failure in the top level itself (exception, endless
 Time. Limits.test_timeout_s is CPU time of everything in the sandbox during the test (the cgroup's
 counter), so a busy machine or a neighbour that spins cannot turn a pass into a timeout. Past wall_factor
 times the limit of wall clock a test also ends once the sandbox has used no CPU for a second (a program
-that sleeps or blocks), never while it computes, however starved. With confirm_timeouts a timed-out test
-is rerun in a fresh sandbox and the rerun decides. total_timeout_s (wall) bounds the whole program.
+that sleeps or blocks), never while it computes, however starved. With confirm_timeouts a program's first
+timed-out test is rerun in a fresh sandbox and the rerun decides (later ones are taken as they are: a
+rerun of every looping test would double the cost of every program that loops). total_timeout_s (wall) bounds the whole program.
 
 Threat model: code from a language model under optimisation pressure. Besides honest mistakes (loops,
 huge allocations, endless output, forks, crashes, early exits) an RL policy finds reward hacks: objects
@@ -107,7 +108,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
-import sandbox_harness
 from sandbox_harness import compare_outputs, read_frame, write_frame  # noqa: F401 (compare_outputs is API)
 
 VERDICTS = ("passed", "failed", "timeout", "runtime_error", "syntax_error", "memory_exceeded", "output_exceeded")
@@ -126,7 +126,7 @@ class Limits:
     output_bytes: int = 1 << 20     # cap on stdout and on stderr, per test
     processes: int = 64             # processes and threads of the sandbox (cgroup pids.max, RLIMIT_NPROC)
     wall_factor: float = 5.0        # past test_timeout_s * wall_factor of wall clock, a test ends once idle
-    confirm_timeouts: bool = False  # rerun a timed-out test in a fresh sandbox; the rerun's verdict stands
+    confirm_timeouts: bool = False  # rerun a program's first timed-out test afresh; the rerun decides
     value_bytes: int = 1 << 24      # cap on one encoded return value (or stdin/stdout reply)
 
 
@@ -199,8 +199,8 @@ def run_program(code: str, tests: CallTests | FunctionTests | IOTests, limits: L
             break
         session = _session(compiled, tests, len(results), limits, t_end, _namespaces())
         timeouts = [k for k, t in enumerate(session) if t.verdict == "timeout"]
-        if limits.confirm_timeouts and timeouts and len(results) + timeouts[0] not in confirmed:
-            confirmed.add(len(results) + timeouts[0])  # a fresh sandbox reruns it: one slow run is not enough
+        if limits.confirm_timeouts and timeouts and not confirmed:  # the program's first timeout only:
+            confirmed.add(len(results) + timeouts[0])  # a fresh sandbox reruns it; one slow run is not enough
             session = session[:timeouts[0]]
         results += session
     first_bad = next((t for t in results if t.verdict != "passed"), None)

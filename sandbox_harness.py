@@ -392,7 +392,7 @@ class Sandbox:
         self.cpu_fd = os.open(path, os.O_RDONLY) if kind != "proc" else None
         self.buf, self.seq, self.over = b"", 0, None
         self.test_cpu0 = self.test_wall0 = 0.0
-        self.exit_code = None
+        self.exit_code, self.eof = None, False
 
     def cpu_s(self) -> float:
         """CPU seconds used by everything in the sandbox so far (the cgroup's counter, else the
@@ -427,10 +427,9 @@ class Sandbox:
     def send(self, msg: str):
         """Send a request; anything the worker wrote before it was asked breaks the protocol (a program
         that pre-sends answers, or a second "ready")."""
-        if not self.buf and select.select([self.rep_fd], [], [], 0)[0]:
+        if not self.buf and not self.eof and select.select([self.rep_fd], [], [], 0)[0]:
             self.buf = os.read(self.rep_fd, 1 << 20)
-            if not self.buf:  # end of file: the worker is gone
-                self.died()
+            self.eof = not self.buf  # the worker closed its end: receive() waits for S1 to exit
         if self.buf:
             self.end("runtime_error", "wrote to the sandbox protocol out of turn")
         try:
@@ -454,15 +453,14 @@ class Sandbox:
                 self.end("timeout", f"over {wall_limit:g} s of wall time, idle")
             # wake up often enough to catch the CPU budget running out on every core at once
             timeout = max(0.002, min((limit - used) / self.job["cores"], 0.05))
-            ready = select.select([self.rep_fd, self.pidfd], [], [], timeout)[0]
+            ready = select.select([self.pidfd] if self.eof else [self.rep_fd, self.pidfd], [], [], timeout)[0]
             if self.rep_fd in ready:
                 chunk = os.read(self.rep_fd, 1 << 20)
-                if chunk:
-                    self.buf += chunk
-                    if len(self.buf) > self.job["reply_bytes"]:
-                        self.end("runtime_error", f"a reply of more than {self.job['reply_bytes']} bytes")
-                    continue
-            if self.rep_fd in ready or self.pidfd in ready:  # end of file, or S1 exited
+                self.buf += chunk
+                self.eof = not chunk  # closed: by a dying worker, or by a program that goes on running
+                if len(self.buf) > self.job["reply_bytes"]:
+                    self.end("runtime_error", f"a reply of more than {self.job['reply_bytes']} bytes")
+            elif self.pidfd in ready:  # S1 exited: its worker is gone
                 self.died()
         line, self.buf = self.buf.split(b"\n", 1)
         if self.test_cpu_s() > limit:  # finished, but over the limit: the CPU counter decides, not the poll
@@ -474,7 +472,6 @@ class Sandbox:
 
     def died(self):
         """The worker is gone: its verdict from S1's exit status and the cgroup's OOM counter."""
-        # S1 exited, or exits as soon as its worker has (the pipe closed)
         self.exit_code = os.waitstatus_to_exitcode(os.waitpid(self.s1, 0)[1])
         if self.exit_code < 0:  # S1 itself was killed (the OOM killer's pick)
             self.exit_code = 128 - self.exit_code
