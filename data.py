@@ -354,7 +354,8 @@ if __name__ == "__main__":
     jobs = []
     for p in problems:
         helpers = prompt_helpers(raw[p.problem_id]["prompt"], p.entry_point)
-        whole = sandbox.CallTests(p.entry_point, tests=["check(candidate)"], preamble=helpers + "\n" + raw[p.problem_id]["test"])
+        whole = sandbox.CallTests(p.entry_point, tests=["check(candidate)"],
+                                  preamble=helpers + "\n" + raw[p.problem_id]["test"])
         wrong = p.reference.rstrip() + f"\n\ndef {p.entry_point}(*args, **kwargs):\n    return None\n"
         jobs += [(p.reference, p.tests), (p.reference, whole), (wrong, p.tests), (wrong, whole)]
     results = sandbox.run_programs(jobs, workers=2, progress=True)

@@ -35,7 +35,8 @@ counter), so a busy machine or a neighbour that spins cannot turn a pass into a 
 times the limit of wall clock a test also ends once the sandbox has used no CPU for a second (a program
 that sleeps or blocks), never while it computes, however starved. With confirm_timeouts a program's first
 timed-out test is rerun in a fresh sandbox and the rerun decides (later ones are taken as they are: a
-rerun of every looping test would double the cost of every program that loops). total_timeout_s (wall) bounds the whole program.
+rerun of every looping test would double the cost of every program that loops). total_timeout_s (wall)
+bounds the whole program.
 
 Threat model: code from a language model under optimisation pressure. Besides honest mistakes (loops,
 huge allocations, endless output, forks, crashes, early exits) an RL policy finds reward hacks: objects
@@ -229,7 +230,8 @@ class _ForkServer:
         harness = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_harness.py")
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-S", "-X", "utf8", harness], stdin=theirs, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", "TMPDIR": "/tmp"},
+            stderr=subprocess.DEVNULL,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", "TMPDIR": "/tmp"},  # nothing else
             start_new_session=True)
         theirs.close()
         self.sock, self.lock, self.owner = ours, threading.Lock(), os.getpid()
@@ -385,10 +387,10 @@ def _namespaces() -> bool:
     """Whether sandboxes get their own namespaces here: probed once, with a real run (the kernel may
     refuse a namespace, a user namespace, a mount or pivot_root)."""
     try:
-        _session(compile("def f(): pass", "", "exec"), CallTests("f", ["pass"]), 0, Limits(),
-                 time.monotonic() + STARTUP_S, True)
-        return True
-    except RuntimeError:
+        results = _session(compile("def f():\n    return 1", "", "exec"), CallTests("f", ["assert candidate() == 1"]),
+                           0, Limits(), time.monotonic() + STARTUP_S, True)
+        return [t.verdict for t in results] == ["passed"]
+    except (RuntimeError, OSError):
         return False
 
 
@@ -440,19 +442,14 @@ def _session(code, tests, first: int, limits: Limits, t_end: float, namespaces: 
             pass  # the test process died; reading its results says how
         os.close(job_w)
         job_w = None
-        # a failsafe only: the test process enforces each test's limits (a starved test may run long)
-        stall_s = max(60.0, 10 * limits.test_timeout_s * limits.wall_factor) + STARTUP_S
-        while True:
-            deadline = min(time.monotonic() + stall_s, t_end)
-            if not select.select([result_r], [], [], max(0.0, deadline - time.monotonic()))[0]:
-                detail = "total time limit" if time.monotonic() >= t_end else "the test process stalled"
-                results.append(TestResult("timeout", 0.0, detail))
+        while True:  # the test process enforces each test's limits; here only the total limit applies
+            timeout = t_end - time.monotonic()
+            if timeout <= 0 or not select.select([result_r], [], [], timeout)[0]:
+                results.append(TestResult("timeout", 0.0, "total time limit"))
                 break
             try:
                 msg = read_frame(result_r)
-            except EOFError:
-                if not results and first < n:
-                    raise RuntimeError("the test process died before reporting") from None
+            except EOFError:  # killed by its own CPU limit (a test that loops by itself)
                 results.append(TestResult("runtime_error", 0.0, "the test process died"))
                 break
             if msg[0] == "error":
