@@ -68,14 +68,13 @@ def split_check(test_source: str) -> tuple[str, list[str]]:
     """Cut a HumanEval test file into (preamble, tests).
 
     The preamble is the file's module-level code other than `check` (imports, METADATA, helper functions);
-    the sandbox runs it in the program's namespace, as HumanEval's concatenated test file does.
+    the sandbox runs it once in the tests' namespace (humaneval_problems adds the prompt's helpers).
     Each top-level statement of the `check(candidate)` body that contains an `assert` becomes one test
     (a `for` loop of asserts is one test), preceded by every earlier statement of the body that contains no
     assert (imports, assignments of variables that later asserts read), so each test rebuilds the state it
     needs and runs on its own. A lone assert stays as it is; anything with more statements is wrapped in a
-    function, as in `check`, so that its variables stay local: the sandbox runs every test in the program's
-    namespace, where a loop variable named `str` (HumanEval/38) would otherwise shadow the builtin for the
-    program and for the tests after it.
+    function, as in `check`, so that its variables stay local: the tests share one namespace, where a loop
+    variable named `str` (HumanEval/38) would otherwise shadow the builtin for the tests after it.
     """
     module = ast.parse(test_source)
     checks = [s for s in module.body if isinstance(s, ast.FunctionDef) and s.name == "check"]
@@ -103,6 +102,16 @@ def split_check(test_source: str) -> tuple[str, list[str]]:
     return preamble, tests
 
 
+def prompt_helpers(prompt: str, entry_point: str) -> str:
+    """The prompt's imports and helper functions (all of its top-level code but the entry point's stub):
+    the sandbox runs tests in a trusted process that never sees the program, and some tests call the
+    prompt's helpers (HumanEval/32's `poly`, 38's `encode_cyclic`, 50's `encode_shift`). They come from
+    the prompt, never from the program, so a program cannot redefine what its tests check against."""
+    module = ast.parse(prompt)
+    return "\n".join(ast.unparse(s) for s in module.body
+                     if not (isinstance(s, ast.FunctionDef) and s.name == entry_point))
+
+
 def _random_seed(stmts: list[ast.stmt]) -> list[ast.stmt]:
     """`import random; random.seed(0)` when `stmts` draw from the global `random` module (use a name
     imported from it), so their inputs, and so every verdict, are reproducible; else nothing."""
@@ -128,6 +137,7 @@ def humaneval_problems(split: str = "all") -> list[Problem]:
     problems = []
     for task_id, p in read_problems().items():
         preamble, tests = split_check(p["test"])
+        preamble = prompt_helpers(p["prompt"], p["entry_point"]) + "\n" + preamble
         problem = Problem(
             problem_id=task_id,
             question=humaneval_question(p["prompt"]),
@@ -343,7 +353,9 @@ if __name__ == "__main__":
     print("split:", dict(Counter(p.split for p in problems)), " tests:", sum(len(p.tests.tests) for p in problems))
     jobs = []
     for p in problems:
-        whole = sandbox.CallTests(p.entry_point, tests=["check(candidate)"], preamble=raw[p.problem_id]["test"])
+        helpers = prompt_helpers(raw[p.problem_id]["prompt"], p.entry_point)
+        whole = sandbox.CallTests(p.entry_point, tests=["check(candidate)"],
+                                  preamble=helpers + "\n" + raw[p.problem_id]["test"])
         wrong = p.reference.rstrip() + f"\n\ndef {p.entry_point}(*args, **kwargs):\n    return None\n"
         jobs += [(p.reference, p.tests), (p.reference, whole), (wrong, p.tests), (wrong, whole)]
     results = sandbox.run_programs(jobs, workers=2, progress=True)
