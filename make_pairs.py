@@ -34,6 +34,9 @@ time limit):
     python make_pairs.py --out data/
 Your own problems and candidates:
     python make_pairs.py --problems problems.jsonl --candidates candidates.jsonl --name mine --out data/
+Pairs from policy rollouts, the paper's curation (`infer.py generate` output; each response's code by strict
+extraction, responses without one left out; then the same dedup, execution, caps and balanced pairing):
+    python make_pairs.py --samples samples.jsonl --problems lcb.jsonl --out data/   # -> rollouts_pairs_*.jsonl
 """
 import argparse
 import ast
@@ -443,6 +446,31 @@ def load_candidates(path: str) -> list[dict]:
     return out
 
 
+def sample_candidates(samples: list[dict], problems: list) -> tuple[list, list[dict], int]:
+    """Candidates from policy rollouts (an `infer.py generate` file), the paper's curation: every response
+    of a problem becomes a candidate, its code taken by strict extraction (one fenced block that parses:
+    the rule the reward model is trained and used with). A response without such code is left out (the
+    shaped reward already scores it 0; a pair teaches nothing the shaping does not) and counted.
+    Returns the sampled problems (question as the policy saw it, from the samples file), the candidates,
+    and the number of responses left out."""
+    import dataclasses
+    from extract import extract_code
+    by_id = {p.problem_id: p for p in problems}
+    unknown = [s["problem_id"] for s in samples if s["problem_id"] not in by_id]
+    if unknown:
+        raise ValueError(f"samples for problems that are not among the problems: {unknown[:5]}")
+    sampled, candidates, no_code = [], [], 0
+    for s in samples:
+        sampled.append(dataclasses.replace(by_id[s["problem_id"]], question=s["question"]))
+        for response in s["responses"]:
+            code = extract_code(response, mode="strict")
+            if code:
+                candidates.append({"problem_id": s["problem_id"], "code": code + "\n", "is_reference": False})
+            else:
+                no_code += 1
+    return sampled, candidates, no_code
+
+
 def write_jsonl(path: str, records: list[dict]):
     with open(path, "w", encoding="utf-8") as f:
         for r in records:
@@ -472,6 +500,8 @@ def main():
     # input
     parser.add_argument("--problems", help="problems JSONL (default: the bundled HumanEval problems)")
     parser.add_argument("--candidates", help="candidates JSONL (default: HumanEval references and their mutants)")
+    parser.add_argument("--samples", help="policy rollouts (an `infer.py generate` file) as candidates, with "
+                        "--problems for their tests (default: HumanEval)")
     parser.add_argument("--mutants-per-problem", type=int, default=24, help="bundled run: mutants per problem")
     # pairs
     parser.add_argument("--max-pairs-per-problem", type=int, default=16, help="cap on pairs per problem")
@@ -483,12 +513,21 @@ def main():
                              "verdicts near it are kept reproducible")
     # output
     parser.add_argument("--out", default="data", help="output directory")
-    parser.add_argument("--name", default="humaneval", help="output file prefix")
+    parser.add_argument("--name", default=None, help="output file prefix (default: rollouts with --samples, "
+                        "else humaneval)")
     args = parser.parse_args()
-    if bool(args.problems) != bool(args.candidates):
+    if args.samples and args.candidates:
+        parser.error("--samples and --candidates are two sources of candidates: give one")
+    if not args.samples and bool(args.problems) != bool(args.candidates):
         parser.error("--problems and --candidates go together")
+    args.name = args.name or ("rollouts" if args.samples else "humaneval")
 
-    if args.problems:
+    if args.samples:
+        problems = load_problems(args.problems) if args.problems else data.humaneval_problems()
+        problems, candidates, no_code = sample_candidates(data.read_samples(args.samples), problems)
+        print(f"{len(candidates)} candidates from {len(problems)} problems' rollouts; {no_code} responses without "
+              "a single parsable code block left out")
+    elif args.problems:
         problems, candidates = load_problems(args.problems), load_candidates(args.candidates)
     else:
         problems = data.humaneval_problems()
