@@ -5,6 +5,7 @@
     python infer.py generate --policy Qwen/Qwen3-8B --n 8 --out samples.jsonl        # resumable
     python infer.py bon --samples samples.jsonl --n 8      # or --policy CKPT, or the bundled pools (default)
     python infer.py eval --samples samples.jsonl --k 1 8   # or --policy CKPT; --problems lcb.jsonl for stdin/stdout
+    python infer.py rmeval --rm CKPT --data total_dataset.json   # RM-Bench (alias: rmbench); or a pairs file
     python infer.py <command> --help                       # every flag
 
 How it maps to the paper (SPEC.md sections 3, 5 and 6):
@@ -19,22 +20,29 @@ Choices the paper leaves open, made here:
 - Candidates are judged twice with different extraction: the reward model sees the strict extraction (its
   training rule), the tests run the lenient one (the evaluation rule). Candidates that are code already
   (the bundled pools) are used as they are by both.
-- The execution baseline runs the problem's own tests on every candidate and keeps the best pass rate
-  (ties: lowest index). It sees the hidden tests, so its pick is correct whenever any candidate is: an
-  upper bound on accuracy (pass@N), here for its latency. The paper's execution baseline (CURE) generates
-  its tests, which costs more time still. Both selections are timed per problem in the same run; model
-  loading and one warm-up call of each are not counted. (On a CPU that other work keeps busy, set
-  OMP_NUM_THREADS=1: torch's spinning threads then slow scoring down many times; see bench_infer.py.)
+- Two execution picks, both judged on the hidden tests like the RM pick. The fair baseline (public-test
+  pick) runs only the tests a selector can have, HumanEval's docstring examples (`>>>` lines, 70 of 164
+  prompts) or LiveCodeBench's public tests, and keeps the best public pass rate (ties: lowest index; no
+  public tests: candidate 0, a random pick). The hidden-test pick runs the tests that judge every pick, so
+  it is correct whenever any candidate is: an oracle (= pass@N), shown for its latency. The paper's
+  execution baseline (CURE) generates its tests, which costs more time still. Each selection is timed per
+  problem in the same run; model loading and one warm-up call of each are not counted. (On a CPU that
+  other work keeps busy, set OMP_NUM_THREADS=1: torch's spinning threads then slow scoring down many
+  times; see bench_infer.py.)
 - Bundled pools (the default): for each held-out HumanEval problem, the deduplicated candidates of
   data/humaneval_candidates.jsonl (the reference solution and AST mutants with recorded verdicts), in a
   shuffle seeded by (--seed, problem id), first min(N, pool size) of them: no repeats, so a few problems get
   fewer than N (the table says how many), and the pool for a smaller N is a prefix of the one for a larger.
 - Accuracy columns count a program as correct when it passes every test; "tests" columns are the mean
   fraction of tests passed.
+- RM-Bench (`rmeval`): RM-Bench's own scoring (see `rmbench_accuracy`); each response is scored verbatim
+  with the RM's chat template and its 4096-token right truncation (RM-Bench's script truncates at 2048 from
+  the left). Paper, SPEC section 5-6: CodeScaler-8B 76.9 / 83.0 / 79.9 / 96.4 / 84.1 (code / chat / math /
+  safety / overall).
 
-Files. Problems: `humaneval` (bundled, --split heldout|train|all) or a JSONL of stdin/stdout problems with
-`question`, `test_input`, `test_output` (lists of strings, or JSON strings of such lists, as in the authors'
-LiveCodeBench files) and an optional `problem_id` (else `question_id`, `id`, or FILE:LINE).
+Files. Problems: `humaneval` (bundled, --split heldout|train|all) or a JSONL/Parquet file in any form
+`data.load_problems` reads: our own (`question` with call-based or stdin/stdout tests), LiveCodeBench rows,
+TACO/APPS rows or verl rows (README, "Data formats").
 `generate` writes one line per problem: problem_id, question, responses (N decoded samples, think section
 included, the stop token cut), num_tokens, stopped, seed, settings (policy and sampling: a resumed run must
 match them). Prompts are render_prompt(question), thinking on unless --no-thinking. `score` reads `question` (or `problem`, `question_content`) and `response` (code extracted strictly)
@@ -55,7 +63,7 @@ from tqdm import tqdm
 from data import Problem, load_problems, load_pairs, load_rmbench, read_records, read_samples
 from extract import extract_code
 from reward import shaped_reward
-from sandbox import CallTests, IOTests, Limits, run_program, run_programs
+from sandbox import CallTests, FunctionTests, IOTests, Limits, run_program, run_programs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_RM = os.path.join(HERE, "runs", "rm", "final")
@@ -91,7 +99,7 @@ def write_records(f, records: list[dict]) -> None:
 # Problems
 
 
-def tests_of(tasks_by_id: dict[str, Problem], pid: str, source: str) -> CallTests | IOTests:
+def tests_of(tasks_by_id: dict[str, Problem], pid: str, source: str) -> CallTests | FunctionTests | IOTests:
     task = tasks_by_id.get(pid)
     if task is None or task.tests is None:
         why = "is not among the problems of" if task is None else "has no tests in"
@@ -102,7 +110,7 @@ def tests_of(tasks_by_id: dict[str, Problem], pid: str, source: str) -> CallTest
 
 def limits_for(tasks: list[Problem], timeout_s: float) -> Limits:
     """Per-test timeout as given; the whole-program limit grows with the longest test list."""
-    most = max(len(t.tests.inputs if isinstance(t.tests, IOTests) else t.tests.tests) for t in tasks)
+    most = max(len(t.tests.tests if isinstance(t.tests, CallTests) else t.tests.inputs) for t in tasks)
     return Limits(test_timeout_s=timeout_s, total_timeout_s=max(30.0, timeout_s * most + 10.0))
 
 
@@ -492,7 +500,8 @@ def parse_args(argv):
         c.add_argument("--dtype", default=None, help="default: bfloat16 on cuda, float32 on cpu")
 
     def problem_flags(c):
-        c.add_argument("--problems", default="humaneval", help="'humaneval' or a stdin/stdout JSONL (question, test_input, test_output)")
+        c.add_argument("--problems", default="humaneval", help="'humaneval' or a problems file: ours, LiveCodeBench, "
+                       "TACO/APPS or verl rows (see data.load_problems)")
         c.add_argument("--split", default="heldout", choices=["heldout", "train", "all"],
                        help="HumanEval problems to sample or draw pools for (a --samples file is used whole)")
 
@@ -530,7 +539,8 @@ def parse_args(argv):
     c.add_argument("--max-problems", type=int, default=None, help="stop after this many new problems")
     model_flags(c)
 
-    c = command("bon", "best-of-N selection with the reward model, against execution (default command)")
+    c = command("bon", "best-of-N selection with the reward model, against public-test execution and the "
+                "hidden-test oracle (default command)")
     problem_flags(c)
     sampling_flags(c, 16)
     c.add_argument("--rm", default=DEFAULT_RM, help="reward model directory or hub id (default: train_rm.py's output)")

@@ -395,3 +395,23 @@ def test_rmbench_loader_errors(tmp_path):
         path.write_text(json.dumps([good[0], {**good[1], **change}]))
         with pytest.raises(ValueError, match=re.escape(f"bad.json:2: {message}")):
             data.load_rmbench(str(path))
+
+
+def test_eval_and_bon_on_livecodebench_rows(tmp_path, rm_dir):
+    """LiveCodeBench's own rows (stdin and functional) through eval, and bon's fair pick on its public tests."""
+    problems = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "livecodebench.jsonl")
+    add = fenced("a, b = map(int, input().split())\nprint(a + b)")
+    top2 = fenced("class Solution:\n    def maxPairSum(self, nums):\n        a, b = sorted(nums)[-2:]\n        return a + b")
+    public_only = fenced("print(3)")  # passes the public test only
+    double = fenced("class Solution:\n    def maxPairSum(self, nums):\n        return 2 * max(nums)")  # fails the public one
+    samples = write_jsonl(tmp_path / "s.jsonl", [{"problem_id": "abc000_a", "question": "q1", "responses": [public_only, add]},
+                                                 {"problem_id": "9001", "question": "q2", "responses": [double, top2]}])
+    main(["eval", "--samples", samples, "--problems", problems, "--out", str(tmp_path / "e.json")])
+    s = json.loads((tmp_path / "e.json").read_text())["summary"]
+    assert [r["pass_rates"] for r in s["per_problem"]] == [pytest.approx([1 / 3, 1.0]), pytest.approx([1 / 3, 1.0])]
+    main(["bon", "--samples", samples, "--problems", problems, "--rm", rm_dir, "--out", str(tmp_path / "b.json"),
+          "--device", "cpu"])
+    rows = json.loads((tmp_path / "b.json").read_text())["per_problem"]
+    assert [r["public_rates"] for r in rows] == [[1.0, 1.0], [0.0, 1.0]]
+    assert [r["public_pick"] for r in rows] == [0, 1]  # a tie on the public test goes to #0, which fails hidden tests
+    assert [r["correct"][r["public_pick"]] for r in rows] == [False, True]
