@@ -1,6 +1,6 @@
 """Problems and preference pairs: the data every other script reads.
 
-Two things live here:
+What lives here:
 
 1. HumanEval as a set of verified problems (`humaneval_problems`). Each problem carries the text the policy
    and the reward model see (`humaneval_question`, the one rendering of a HumanEval prompt used by the whole
@@ -12,6 +12,12 @@ Two things live here:
    CodeScaler release schema (`question_content`, `code_pos`, `code_neg`; our own files add `problem_id`,
    `neg_pass_rate`, `neg_verdict`) and TRL's preference schema (`prompt`/`chosen`/`rejected`, plain strings
    or conversational message lists), from a file, a directory or a hub dataset id.
+3. The benchmarks' own problem rows, read by `load_problems` (and so by train_rl, infer and make_pairs):
+   LiveCodeBench (its private tests may be a base64/zlib pickle: read by a restricted unpickler, never
+   pickle.loads), TACO/APPS, and verl RL rows (the authors' parquet files). Each problem has hidden
+   `tests` and, where the format has them, `public_tests` a selector may run (HumanEval: the prompt's
+   `>>>` examples; LiveCodeBench: the public cases).
+4. `read_samples` (`infer.py generate` output) and `load_rmbench` (RM-Bench's data or results files).
 
 Choices the paper leaves open, made here:
 - The train/heldout split is by problem, a stable hash of the problem id (`problem_split`): about 80/20,

@@ -299,9 +299,10 @@ class Boom:  # any global at all: a pickle that names it must be refused, whatev
         return (os.system, ("echo pwned",))
 
 
-@pytest.mark.parametrize("payload", [Boom(), [1, {"a": data.Pair}], {"x": set()} | {"y": range(3)}])
-def test_private_tests_pickle_with_a_global_is_refused(payload):
-    text = base64.b64encode(zlib.compress(pickle.dumps(payload))).decode()
+@pytest.mark.parametrize("protocol", [0, 2, pickle.HIGHEST_PROTOCOL])
+@pytest.mark.parametrize("payload", [Boom(), [1, {"a": data.Pair}], {"y": range(3)}])
+def test_private_tests_pickle_with_a_global_is_refused(payload, protocol):
+    text = base64.b64encode(zlib.compress(pickle.dumps(payload, protocol=protocol))).decode()
     with pytest.raises(ValueError, match=r"f\.jsonl:3: field 'private_test_cases' .*refused global"):
         data.decode_test_cases(text, "f.jsonl:3", "private_test_cases")
 
@@ -349,3 +350,10 @@ def test_humaneval_public_tests_are_the_docstring_examples():
     assert data.docstring_examples('def f(x):\n    """\n    >>> f(\n    ...   2)  # two\n    [1,\n    2]\n'
                                    '    >>> print("hi")\n    hi\n    >>> y = 3\n    >>> f(0)\n    """\n') == \
         ["assert (f(2)) == ([1, 2])\n"]
+
+
+def test_private_tests_decompression_is_bounded(monkeypatch):
+    monkeypatch.setattr(data, "MAX_TESTS_BYTES", 1000)
+    text = base64.b64encode(zlib.compress(pickle.dumps(json.dumps([{"input": "x" * 5000, "output": ""}])))).decode()
+    with pytest.raises(ValueError, match="more than 1000 bytes decompressed"):
+        data.decode_test_cases(text, "f", "private_test_cases")
