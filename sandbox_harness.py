@@ -34,6 +34,7 @@ CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER = 0x20000, 0x8000000, 0x10000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}.get(os.uname().machine)  # no libc wrapper
 MAX_DEPTH = 100          # nesting of a value that crosses the boundary
 MEMORY_EXIT = 86         # exit status of a stdin/stdout run that ran out of memory
 IDLE_S, IDLE_CPU_S = 1.0, 0.001  # the sandbox is idle after 1 s of wall time in which it used < 1 ms of CPU
@@ -168,7 +169,9 @@ def build_root(job):
         libc_call("mount", b"/dev/" + dev, b"/tmp/dev/" + dev, None, MS_BIND, None)
     os.mkdir(b"/tmp/tmp")
     os.mkdir(b"/tmp/old")
-    libc_call("syscall", 155, b"/tmp", b"/tmp/old")  # pivot_root (x86-64: 155; aarch64: 41)
+    if SYS_PIVOT_ROOT is None:
+        raise OSError(f"pivot_root: unknown syscall number on {os.uname().machine}")
+    libc_call("syscall", SYS_PIVOT_ROOT, b"/tmp", b"/tmp/old")
     os.chdir(b"/")
     libc_call("umount2", b"/old", 2)  # MNT_DETACH: the host's tree is gone from this namespace
     os.rmdir(b"/old")
