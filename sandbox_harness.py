@@ -34,6 +34,7 @@ CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER = 0x20000, 0x8000000, 0x10000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}.get(os.uname().machine)  # no libc wrapper
 MAX_DEPTH = 100          # nesting of a value that crosses the boundary
 MEMORY_EXIT = 86         # exit status of a stdin/stdout run that ran out of memory
 IDLE_S, IDLE_CPU_S = 1.0, 0.001  # the sandbox is idle after 1 s of wall time in which it used < 1 ms of CPU
@@ -168,7 +169,9 @@ def build_root(job):
         libc_call("mount", b"/dev/" + dev, b"/tmp/dev/" + dev, None, MS_BIND, None)
     os.mkdir(b"/tmp/tmp")
     os.mkdir(b"/tmp/old")
-    libc_call("syscall", 155, b"/tmp", b"/tmp/old")  # pivot_root (x86-64: 155; aarch64: 41)
+    if SYS_PIVOT_ROOT is None:
+        raise OSError(f"pivot_root: unknown syscall number on {os.uname().machine}")
+    libc_call("syscall", SYS_PIVOT_ROOT, b"/tmp", b"/tmp/old")
     os.chdir(b"/")
     libc_call("umount2", b"/old", 2)  # MNT_DETACH: the host's tree is gone from this namespace
     os.rmdir(b"/old")
@@ -201,7 +204,7 @@ def root_layout() -> dict:
     return {"ro_dirs": dirs, "hidden_dirs": hidden, "symlinks": links}
 
 
-def sandbox_init(job, go_fd, req_fd, rep_fd):
+def sandbox_init(job, go_fd, setup_fd, req_fd, rep_fd):
     """S1: set the sandbox up as root, fork the worker, reap until it exits; exit with its status
     (code, or 128 + signal). As init of the PID namespace its exit kills everything inside."""
     status = 1
@@ -209,7 +212,7 @@ def sandbox_init(job, go_fd, req_fd, rep_fd):
         LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the test process died: so does the sandbox
         if os.read(go_fd, 1) != b"g":  # the test process moves us into the cgroup first
             os._exit(1)
-        keep = sorted({req_fd, rep_fd})
+        keep = sorted({setup_fd, req_fd, rep_fd})
         os.closerange(0, keep[0])
         for a, b in zip(keep, keep[1:] + [1 << 16]):
             os.closerange(a + 1, b)  # the fork server's socket, the job and result pipes: gone
@@ -230,9 +233,11 @@ def sandbox_init(job, go_fd, req_fd, rep_fd):
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))  # bounds memfds where no cgroup counts them
         if job["uid"] is not None or job["namespaces"]:  # a uid of its own counts only this sandbox
             resource.setrlimit(resource.RLIMIT_NPROC, (job["processes"],) * 2)
-    except BaseException as e:
-        write_all(rep_fd, (encode(["error", describe(e)]) + "\n").encode())
+    except BaseException as e:  # on a pipe of its own: the program, which can write rep_fd, never gets it
+        write_all(setup_fd, describe(e).encode() or b"?")
         os._exit(1)
+    write_all(setup_fd, b"ok")
+    os.close(setup_fd)
     worker = os.fork()
     if worker == 0:
         try:
@@ -659,8 +664,6 @@ def sandbox_first_message(sandbox):
         return msg
     if type(msg) is list and len(msg) == 3 and msg[0] == "load_error" and all(type(x) is str for x in msg[1:]):
         return msg
-    if type(msg) is list and len(msg) == 2 and msg[0] == "error":  # S1's set-up failed (still trusted code)
-        raise RuntimeError(f"sandbox set-up failed: {msg[1]}")
     return ("over", "runtime_error", "broke the sandbox protocol")
 
 
@@ -680,17 +683,23 @@ def test_process(job_fd, result_fd):
     req_r, req_w = os.pipe()
     rep_r, rep_w = os.pipe()
     go_r, go_w = os.pipe()
+    setup_r, setup_w = os.pipe()
     s1 = os.fork()
     if s1 == 0:
         os.close(go_w)
-        sandbox_init(job, go_r, req_r, rep_w)
-    for fd in (req_r, rep_w, go_r):
+        sandbox_init(job, go_r, setup_w, req_r, rep_w)
+    for fd in (req_r, rep_w, go_r, setup_w):
         os.close(fd)
     for procs in job["cgroup_procs"]:  # before the program runs a single instruction
         with open(procs, "w") as f:
             f.write(str(s1))
     os.write(go_w, b"g")
     os.close(go_w)
+    setup = b"".join(iter(lambda: os.read(setup_r, 4096), b""))  # "ok", or why the set-up failed
+    os.close(setup_r)
+    if setup != b"ok":
+        write_frame(result_fd, ("error", f"sandbox set-up failed: {setup.decode(errors='replace')}"))
+        os._exit(0)
     sandbox = Sandbox(job, s1, req_w, rep_r)
     tests = read_frame(job_fd)  # the tests arrive only now: the sandbox holds no copy of them
     # the test process's own CPU (test code, decoding) is small; a test that loops by itself dies here
@@ -699,15 +708,11 @@ def test_process(job_fd, result_fd):
 
     def report(i, verdict, cpu_s, detail):
         write_frame(result_fd, ("test", i, verdict, cpu_s, detail))
-    try:
-        run_tests(sandbox, tests, report)
-        end = ("done",)
-    except RuntimeError as e:
-        end = ("error", str(e))
+    run_tests(sandbox, tests, report)
     if sandbox.exit_code is None:  # else died() reaped it
         os.kill(s1, signal.SIGKILL)  # init of its PID namespace: everything inside goes with it
         os.waitpid(s1, 0)
-    write_frame(result_fd, end)  # only now: the parent removes the cgroup, which must be empty
+    write_frame(result_fd, ("done",))  # only now: the parent removes the cgroup, which must be empty
 
 
 def main():

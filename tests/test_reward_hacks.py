@@ -139,7 +139,7 @@ if 'ENTRY' not in globals():
 PIPE_FORGERY = """
 import os
 OLD = b"('start',)\\n('ready',)\\n" + b"".join(b"('test', %d, 'passed', 0.0, '', '')\\n" % i for i in range(64))
-NEW = b'["ready"]\\n' + b"".join(b'["ok",%d,null]\\n' % i for i in range(64))
+NEW = b'["error","set-up failed"]\\n["ready"]\\n' + b"".join(b'["ok",%d,null]\\n' % i for i in range(64))
 def forge():
     for fd in range(3, 64):
         for data in (b"('load_error', 'passed', '')\\n", OLD, NEW, b"('exit', 0)\\n"):

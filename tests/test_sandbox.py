@@ -455,7 +455,7 @@ def test_public_address_is_unreachable():
 # Containment: the protocol
 
 FORGER = """import os
-LINES = b'["ready"]\\n["ok",1,true]\\n["ok",2,true]\\n["load_error","passed","passed"]\\n["io",1,0,"1",""]\\n'
+LINES = b'["error","forged set-up failure"]\\n["ready"]\\n["ok",1,true]\\n["ok",2,true]\\n["load_error","passed","passed"]\\n["io",1,0,"1",""]\\n'
 def forge():
     for fd in range(0, 64):
         try:
@@ -470,6 +470,7 @@ def f(x):
 
 
 def test_forged_protocol_lines_are_never_a_pass():
+    # and never an exception here: a forged set-up error must not stop a training run
     r = call(FORGER, "assert candidate(1) == 1", "assert candidate(2) == 1", "assert candidate(3) == 0")
     assert verdicts(r)[:2] != ["passed", "passed"] and "passed" not in verdicts(r)[:2]
     assert io(FORGER.replace("def f(x):", "print(0)\ndef f(x):"), [""], ["1"]).verdict != "passed"
