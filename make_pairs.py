@@ -2,7 +2,8 @@
 in the sandbox, then pair, per problem, a program that passes every test (chosen) with one that fails at
 least one (rejected).
 
-Input is a problems file and a candidates file (JSON Lines, see `load_problems` and `load_candidates`), or,
+Input is a problems file and a candidates file (JSON Lines, see `load_problems` and `load_candidates`), or
+policy rollouts (`--samples`, an `infer.py generate` file: the paper's curation, see `sample_candidates`), or,
 by default, the bundled data set: the 164 HumanEval problems with candidates made by mutating each reference
 solution (`mutants`). The paper's candidates are the policy's RL rollouts; mutants are the stand-in that needs
 no model: one AST edit each (a swapped comparison or arithmetic operator, an off-by-one range bound or index,
