@@ -1,6 +1,6 @@
 """Problems and preference pairs: the data every other script reads.
 
-Two things live here:
+What lives here:
 
 1. HumanEval as a set of verified problems (`humaneval_problems`). Each problem carries the text the policy
    and the reward model see (`humaneval_question`, the one rendering of a HumanEval prompt used by the whole
@@ -12,6 +12,12 @@ Two things live here:
    CodeScaler release schema (`question_content`, `code_pos`, `code_neg`; our own files add `problem_id`,
    `neg_pass_rate`, `neg_verdict`) and TRL's preference schema (`prompt`/`chosen`/`rejected`, plain strings
    or conversational message lists), from a file, a directory or a hub dataset id.
+3. The benchmarks' own problem rows, read by `load_problems` (and so by train_rl, infer and make_pairs):
+   LiveCodeBench (its private tests may be a base64/zlib pickle: read by a restricted unpickler, never
+   pickle.loads), TACO/APPS, and verl RL rows (the authors' parquet files). Each problem has hidden
+   `tests` and, where the format has them, `public_tests` a selector may run (HumanEval: the prompt's
+   `>>>` examples; LiveCodeBench: the public cases).
+4. `read_samples` (`infer.py generate` output) and `load_rmbench` (RM-Bench's data or results files).
 
 Choices the paper leaves open, made here:
 - The train/heldout split is by problem, a stable hash of the problem id (`problem_split`): about 80/20,
@@ -26,11 +32,15 @@ Check the split tests against HumanEval's own `check` on all 164 problems (print
     python data.py
 """
 import ast
+import base64
 import glob
 import hashlib
+import io
 import json
 import os
+import pickle
 import re
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,20 +72,22 @@ class Problem:
     entry_point: str = ""
     reference: str = ""  # a full program that passes every test, when one is known
     split: str = ""  # "train" or "heldout"
+    # tests a selector may run before the hidden ones decide (HumanEval: the docstring's >>> examples;
+    # LiveCodeBench: its public test cases); None: the format has none
+    public_tests: Any = None
 
 
 def split_check(test_source: str) -> tuple[str, list[str]]:
     """Cut a HumanEval test file into (preamble, tests).
 
     The preamble is the file's module-level code other than `check` (imports, METADATA, helper functions);
-    the sandbox runs it in the program's namespace, as HumanEval's concatenated test file does.
+    the sandbox runs it once in the tests' namespace (humaneval_problems adds the prompt's helpers).
     Each top-level statement of the `check(candidate)` body that contains an `assert` becomes one test
     (a `for` loop of asserts is one test), preceded by every earlier statement of the body that contains no
     assert (imports, assignments of variables that later asserts read), so each test rebuilds the state it
     needs and runs on its own. A lone assert stays as it is; anything with more statements is wrapped in a
-    function, as in `check`, so that its variables stay local: the sandbox runs every test in the program's
-    namespace, where a loop variable named `str` (HumanEval/38) would otherwise shadow the builtin for the
-    program and for the tests after it.
+    function, as in `check`, so that its variables stay local: the tests share one namespace, where a loop
+    variable named `str` (HumanEval/38) would otherwise shadow the builtin for the tests after it.
     """
     module = ast.parse(test_source)
     checks = [s for s in module.body if isinstance(s, ast.FunctionDef) and s.name == "check"]
@@ -103,6 +115,50 @@ def split_check(test_source: str) -> tuple[str, list[str]]:
     return preamble, tests
 
 
+def prompt_helpers(prompt: str, entry_point: str) -> str:
+    """The prompt's imports and helper functions (all of its top-level code but the entry point's stub):
+    the sandbox runs tests in a trusted process that never sees the program, and some tests call the
+    prompt's helpers (HumanEval/32's `poly`, 38's `encode_cyclic`, 50's `encode_shift`). They come from
+    the prompt, never from the program, so a program cannot redefine what its tests check against."""
+    module = ast.parse(prompt)
+    return "\n".join(ast.unparse(s) for s in module.body
+                     if not (isinstance(s, ast.FunctionDef) and s.name == entry_point))
+
+
+def docstring_examples(prompt: str) -> list[str]:
+    """The prompt's doctest examples as tests: each `>>> EXPR` line (with its `... ` continuation lines)
+    followed by its expected output becomes `assert (EXPR) == (OUTPUT)`. These are the public tests a
+    HumanEval selector may run: the policy sees them in its prompt, the hidden tests stay hidden. An example
+    whose expression is not a Python expression or whose output is not a literal (printed text, a
+    statement) is left out, as is one without an output; it compares values where doctest compares reprs,
+    so `[1,2]` matches `[1, 2]`.
+    The examples are kept as written, wrong ones too (HumanEval/47's median example says 15.0, the
+    reference returns 8.0): a selector has the docstring, not the truth. 70 of the 164 prompts have some."""
+    lines, tests, i = prompt.splitlines(), [], 0
+    while i < len(lines):
+        stripped = lines[i].strip()
+        i += 1
+        if not stripped.startswith(">>>"):
+            continue
+        expr = [stripped[3:].strip()]
+        while i < len(lines) and lines[i].strip().startswith("..."):
+            expr.append(lines[i].strip()[3:].strip())
+            i += 1
+        output = []
+        while i < len(lines) and lines[i].strip() and not lines[i].strip().startswith(">>>") \
+                and '"""' not in lines[i] and "'''" not in lines[i]:
+            output.append(lines[i].strip())
+            i += 1
+        source, expected = "\n".join(expr), " ".join(output)
+        try:  # unparse drops comments (HumanEval/32: `>>> round(find_zero([1, 2]), 2) # f(x) = 1 + 2x`)
+            source, expected = (ast.unparse(ast.parse(s, mode="eval")) for s in (source, expected))
+            ast.literal_eval(expected)  # a value's repr; `hi` (printed text) is not one
+        except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+            continue  # a statement, printed text or no output at all: nothing to compare
+        tests.append(f"assert ({source}) == ({expected})\n")
+    return tests
+
+
 def _random_seed(stmts: list[ast.stmt]) -> list[ast.stmt]:
     """`import random; random.seed(0)` when `stmts` draw from the global `random` module (use a name
     imported from it), so their inputs, and so every verdict, are reproducible; else nothing."""
@@ -128,6 +184,7 @@ def humaneval_problems(split: str = "all") -> list[Problem]:
     problems = []
     for task_id, p in read_problems().items():
         preamble, tests = split_check(p["test"])
+        preamble = prompt_helpers(p["prompt"], p["entry_point"]) + "\n" + preamble
         problem = Problem(
             problem_id=task_id,
             question=humaneval_question(p["prompt"]),
@@ -136,50 +193,74 @@ def humaneval_problems(split: str = "all") -> list[Problem]:
             reference=p["prompt"] + p["canonical_solution"],
             split=problem_split(task_id),
         )
+        examples = docstring_examples(p["prompt"])
+        if examples:  # the prompt's helpers only: the hidden tests' file is not the selector's to see
+            problem.public_tests = sandbox.CallTests(p["entry_point"], examples,
+                                                     prompt_helpers(p["prompt"], p["entry_point"]))
         if split in ("all", problem.split):
             problems.append(problem)
     return problems
 
 
 def load_problems(source: str, split: str = "all") -> list[Problem]:
-    """`humaneval` (the bundled problems of `split`) or a JSONL file of problems, one per line:
-    `question` (required), an id (`problem_id`, `question_id` or `id`; else FILE:LINE), optional `split`, and
-    optional tests in one of two forms:
-      call-based:   `entry_point`, `tests` (snippets run with `candidate` bound), optional `preamble`;
-      stdin/stdout: `inputs`/`outputs`, or `test_input`/`test_output` as the authors' evaluation files
-                    name them (lists of strings, or JSON strings of such lists, as LiveCodeBench stores them).
+    """`humaneval` (the bundled problems of `split`) or a JSONL (or Parquet) file of problems, one per line,
+    each in one of these forms (told apart by their fields):
+      ours:           `question` (required), optional tests, either call-based (`entry_point`, `tests`:
+                      snippets run with `candidate` bound, optional `preamble`) or stdin/stdout (`inputs`/
+                      `outputs`, or `test_input`/`test_output` as the authors' evaluation files name them:
+                      lists of strings, or JSON strings of such lists);
+      LiveCodeBench:  `question_content`, `public_test_cases`, `private_test_cases`, `metadata`,
+                      `starter_code` (see `livecodebench_problem`);
+      TACO / APPS:    `question`, `input_output`, optional `starter_code` (see `taco_problem`);
+      verl rows:      `prompt` (chat messages), `reward_model.ground_truth` (see `verl_problem`).
+    The id is `problem_id`, `question_id` or `id` (verl rows: `extra_info.index` too), else FILE:LINE.
     A problem without tests can be sampled and scored by the reward model, not executed. `split` selects
-    among the bundled problems only; a file is used whole."""
+    among the bundled problems only; a file is used whole, each problem's split from `split` or the hash."""
     if source == "humaneval":
         return humaneval_problems(split)
-    import sandbox
     problems, seen = [], set()
     for n, rec in read_records(source):
         where = f"{source}:{n}"
-        if not isinstance(rec.get("question"), str) or not rec["question"].strip():
-            raise ValueError(f"{where}: missing or empty field 'question'")
-        pid = next((str(rec[k]) for k in ("problem_id", "question_id", "id") if rec.get(k) is not None), where)
-        if pid in seen:
-            raise ValueError(f"{where}: problem id {pid!r} appears twice")
-        seen.add(pid)
-        tests = None
-        io_names = ("inputs", "outputs") if "inputs" in rec or "outputs" in rec else ("test_input", "test_output")
-        if any(name in rec for name in io_names):
-            if not all(name in rec for name in io_names):
-                raise ValueError(f"{where}: has only one of {io_names[0]!r} and {io_names[1]!r}")
-            inputs, outputs = (_string_list(rec, name, where) for name in io_names)
-            if len(inputs) != len(outputs):
-                raise ValueError(f"{where}: {len(inputs)} test inputs but {len(outputs)} outputs")
-            tests = sandbox.IOTests(inputs, outputs) if inputs else None
-        elif "tests" in rec:
-            if not isinstance(rec.get("entry_point"), str) or not rec["entry_point"]:
-                raise ValueError(f"{where}: call-based tests need the field 'entry_point'")
-            tests = sandbox.CallTests(rec["entry_point"], _string_list(rec, "tests", where), rec.get("preamble", ""))
-        problems.append(Problem(pid, rec["question"], tests, entry_point=rec.get("entry_point", ""),
-                                split=rec.get("split") or problem_split(pid)))
+        if "question_content" in rec and ("public_test_cases" in rec or "private_test_cases" in rec):
+            problem = livecodebench_problem(rec, where)
+        elif "input_output" in rec:
+            problem = taco_problem(rec, where)
+        elif "reward_model" in rec:
+            problem = verl_problem(rec, where)
+        else:
+            problem = _own_problem(rec, where)
+        if problem.problem_id in seen:
+            raise ValueError(f"{where}: problem id {problem.problem_id!r} appears twice")
+        seen.add(problem.problem_id)
+        problem.split = rec.get("split") or problem_split(problem.problem_id)
+        problems.append(problem)
     if not problems:
         raise ValueError(f"{source}: no problems")
     return problems
+
+
+def _problem_id(rec: dict, where: str, names=("problem_id", "question_id", "id")) -> str:
+    return next((str(rec[k]) for k in names if rec.get(k) is not None), where)
+
+
+def _own_problem(rec: dict, where: str) -> Problem:
+    import sandbox
+    if not isinstance(rec.get("question"), str) or not rec["question"].strip():
+        raise ValueError(f"{where}: missing or empty field 'question'")
+    tests = None
+    io_names = ("inputs", "outputs") if "inputs" in rec or "outputs" in rec else ("test_input", "test_output")
+    if any(name in rec for name in io_names):
+        if not all(name in rec for name in io_names):
+            raise ValueError(f"{where}: has only one of {io_names[0]!r} and {io_names[1]!r}")
+        inputs, outputs = (_string_list(rec, name, where) for name in io_names)
+        if len(inputs) != len(outputs):
+            raise ValueError(f"{where}: {len(inputs)} test inputs but {len(outputs)} outputs")
+        tests = sandbox.IOTests(inputs, outputs) if inputs else None
+    elif "tests" in rec:
+        if not isinstance(rec.get("entry_point"), str) or not rec["entry_point"]:
+            raise ValueError(f"{where}: call-based tests need the field 'entry_point'")
+        tests = sandbox.CallTests(rec["entry_point"], _string_list(rec, "tests", where), rec.get("preamble", ""))
+    return Problem(_problem_id(rec, where), rec["question"], tests, entry_point=rec.get("entry_point", ""))
 
 
 def _string_list(rec: dict, name: str, where: str) -> list[str]:
@@ -192,6 +273,254 @@ def _string_list(rec: dict, name: str, where: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
         raise ValueError(f"{where}: field {name!r} must be a list of strings (or a JSON string of one)")
     return value
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The benchmarks' own problem formats: LiveCodeBench, TACO/APPS, verl rows
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """An unpickler that builds only what needs no global: None, bool, int, float, str, bytes and the
+    plain containers. Every opcode that could reach code (GLOBAL, STACK_GLOBAL, INST, OBJ, the extension
+    registry, and through them REDUCE, NEWOBJ, BUILD) asks find_class first, and find_class refuses."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"refused global {module}.{name}: only plain containers and strings")
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("refused persistent id: only plain containers and strings")
+
+
+MAX_TESTS_BYTES = 1 << 30  # decompressed size of one problem's private tests (LiveCodeBench's largest: ~100 MB)
+
+
+def plain_unpickle(blob: bytes):
+    """pickle.loads for downloaded data: anything but plain containers and strings is an UnpicklingError."""
+    return _PlainUnpickler(io.BytesIO(blob)).load()
+
+
+def decode_test_cases(text: str, where: str, name: str) -> list[dict]:
+    """A LiveCodeBench test-case field: JSON text of a list of {"input", "output", "testtype"}, or (the
+    private tests of the newer releases) that JSON text pickled, zlib-compressed and base64-encoded, as
+    LiveCodeBench writes it. The pickle is read by `plain_unpickle`, never by pickle.loads."""
+    if not isinstance(text, str):
+        raise ValueError(f"{where}: field {name!r} must be a string, got {type(text).__name__}")
+    try:
+        cases = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            packed = base64.b64decode(text.encode(), validate=True)
+            inflater = zlib.decompressobj()
+            blob = inflater.decompress(packed, MAX_TESTS_BYTES)
+            if inflater.unconsumed_tail:
+                raise ValueError(f"more than {MAX_TESTS_BYTES} bytes decompressed")
+            inner = plain_unpickle(blob)
+            if not isinstance(inner, str):
+                raise ValueError(f"the pickle holds a {type(inner).__name__}, not JSON text")
+            cases = json.loads(inner)
+        except (ValueError, zlib.error, pickle.UnpicklingError, EOFError) as e:  # binascii.Error is a ValueError
+            raise ValueError(f"{where}: field {name!r} is neither JSON nor base64(zlib(pickle(JSON))): "
+                             f"{type(e).__name__}: {e}") from None
+    if not isinstance(cases, list) or not all(isinstance(c, dict) and isinstance(c.get("input"), str)
+                                              and isinstance(c.get("output"), str) for c in cases):
+        raise ValueError(f"{where}: field {name!r} must be a list of {{'input': str, 'output': str, ...}}")
+    return cases
+
+
+def _livecodebench_tests(cases: list[dict], func_name: str, where: str, name: str):
+    """stdin/stdout cases -> IOTests; functional cases -> FunctionTests, where the input holds one JSON
+    value per line (the arguments) and the output one JSON value, as LiveCodeBench's runner reads them."""
+    import sandbox
+    kinds = {c.get("testtype", "stdin") for c in cases}
+    if not cases:
+        return None
+    if len(kinds) != 1 or not kinds <= {"stdin", "functional"}:
+        raise ValueError(f"{where}: field {name!r} mixes or misnames test types: {sorted(map(str, kinds))}")
+    if kinds == {"stdin"}:
+        return sandbox.IOTests([c["input"] for c in cases], [c["output"] for c in cases])
+    if not func_name:
+        raise ValueError(f"{where}: functional tests need field 'metadata' with a 'func_name'")
+    try:
+        args = [[json.loads(line) for line in c["input"].split("\n")] for c in cases]
+        outputs = [json.loads(c["output"]) for c in cases]
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: field {name!r} has a functional test that is not JSON ({e})") from None
+    return sandbox.FunctionTests(func_name, args, outputs)
+
+
+def _join_tests(a, b):
+    """Public and private tests of one problem as one list (LiveCodeBench grades on both)."""
+    if a is None or b is None:
+        return a or b
+    if type(a) is not type(b):
+        raise ValueError("public and private tests are of different kinds")
+    if hasattr(a, "fn_name"):
+        return type(a)(a.fn_name, a.inputs + b.inputs, a.outputs + b.outputs)
+    return type(a)(a.inputs + b.inputs, a.outputs + b.outputs)
+
+
+def code_question(statement: str, starter_code: str = "") -> str:
+    """The policy's prompt for a competition problem (our wording; the paper does not give its own):
+    the statement, then the starter code to complete, or the stdin/stdout instruction."""
+    if starter_code.strip():
+        return (f"{statement.strip()}\n\nUse the following starter code and return the whole solution in a "
+                f"single ```python code block.\n\n```python\n{starter_code.strip()}\n```")
+    return (f"{statement.strip()}\n\nRead the input from standard input and write the answer to standard "
+            "output. Return the whole program in a single ```python code block.")
+
+
+def livecodebench_problem(rec: dict, where: str) -> Problem:
+    """A LiveCodeBench `code_generation_lite` row: `question_id`, `question_content`, `starter_code`,
+    `public_test_cases` and `private_test_cases` (see `decode_test_cases`), `metadata` (JSON text with
+    `func_name` for functional problems). Hidden tests are public + private, as LiveCodeBench grades;
+    `public_tests` are the public ones alone."""
+    statement = rec.get("question_content")
+    if not isinstance(statement, str) or not statement.strip():
+        raise ValueError(f"{where}: missing or empty field 'question_content'")
+    metadata = rec.get("metadata") or {}
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata) if metadata.strip() else {}
+        except json.JSONDecodeError:
+            raise ValueError(f"{where}: field 'metadata' is a string but not JSON") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{where}: field 'metadata' must be a JSON object")
+    func_name = metadata.get("func_name") or ""
+    public, private = (_livecodebench_tests(decode_test_cases(rec.get(k) or "[]", where, k), func_name, where, k)
+                       for k in ("public_test_cases", "private_test_cases"))
+    try:
+        tests = _join_tests(public, private)
+    except ValueError as e:
+        raise ValueError(f"{where}: field 'private_test_cases': {e}") from None
+    starter = rec.get("starter_code") or ""
+    return Problem(_problem_id(rec, where), code_question(statement, starter), tests, entry_point=func_name,
+                   public_tests=public)
+
+
+APPS_EQUAL = """import json as _json
+def _apps_equal(got, expected):
+    # APPS/TACO's rule for call-based tests: tuples compare as lists; an expected list of one or more
+    # items also matches its first item (TACO wraps most return values: [[3]] for 3)
+    def lists(v):
+        if type(v) in (list, tuple):
+            return [lists(x) for x in v]
+        if type(v) is dict:
+            return {k: lists(x) for k, x in v.items()}
+        return v
+    got = lists(got)
+    return got == expected or (type(expected) is list and len(expected) > 0 and got == expected[0])
+"""
+
+
+def _apps_tests(spec, where: str, name: str):
+    """TACO/APPS `input_output`: {"inputs", "outputs", "fn_name"?} as JSON text or a dict. With fn_name:
+    CallTests that call it (a `class Solution` method if the program has one) with each input's
+    arguments and compare by APPS's rule (`APPS_EQUAL`); else stdin/stdout IOTests, a list of lines
+    joined by newlines. IOTests compare by LiveCodeBench's rule, stricter than APPS's."""
+    import sandbox
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except json.JSONDecodeError:
+            raise ValueError(f"{where}: field {name!r} is a string but not JSON") from None
+    if not (isinstance(spec, dict) and isinstance(spec.get("inputs"), list) and isinstance(spec.get("outputs"), list)):
+        raise ValueError(f"{where}: field {name!r} must hold lists 'inputs' and 'outputs'")
+    inputs, outputs = spec["inputs"], spec["outputs"]
+    if len(inputs) != len(outputs):
+        raise ValueError(f"{where}: field {name!r} has {len(inputs)} inputs but {len(outputs)} outputs")
+    if not inputs:
+        return None
+    fn_name = spec.get("fn_name")
+    if fn_name:
+        if not all(isinstance(a, list) for a in inputs):
+            raise ValueError(f"{where}: field {name!r}: with fn_name each input must be a list of arguments")
+        tests = [f"assert _apps_equal(candidate(*_json.loads({json.dumps(a)!r})), _json.loads({json.dumps(o)!r}))\n"
+                 for a, o in zip(inputs, outputs)]
+        return sandbox.CallTests(fn_name, tests, APPS_EQUAL)
+
+    def text(v):
+        if isinstance(v, list) and all(isinstance(x, str) for x in v):
+            return "\n".join(v)
+        if not isinstance(v, str):
+            raise ValueError(f"{where}: field {name!r}: stdin tests need string inputs and outputs, got {v!r:.60}")
+        return v
+    return sandbox.IOTests([text(v) for v in inputs], [text(v) for v in outputs])
+
+
+def taco_problem(rec: dict, where: str) -> Problem:
+    """A TACO (or APPS) row: `question`, `input_output` (see `_apps_tests`), optional `starter_code`
+    (LeetCode-style problems give a `class Solution` stub). TACO has no public split: no public_tests."""
+    if not isinstance(rec.get("question"), str) or not rec["question"].strip():
+        raise ValueError(f"{where}: missing or empty field 'question'")
+    tests = _apps_tests(rec["input_output"], where, "input_output")
+    return Problem(_problem_id(rec, where), code_question(rec["question"], rec.get("starter_code") or ""), tests,
+                   entry_point=getattr(tests, "entry_point", ""))
+
+
+def verl_problem(rec: dict, where: str) -> Problem:
+    """A row of a verl RL parquet (the authors' training and evaluation files, DeepCoder's layout):
+    `prompt` (chat messages; the question is the last user message, verbatim: the text the policy saw),
+    `reward_model.ground_truth` (JSON text or a value): a list of LiveCodeBench-style cases ({"input",
+    "output", "testtype", "metadata": {"func_name"}}) or a TACO-style {"inputs", "outputs", "fn_name"}.
+    The id is the row's own, else `extra_info.index` (prefixed by `data_source`), else FILE:LINE."""
+    prompt = rec.get("prompt")
+    if isinstance(prompt, str):
+        question = prompt
+    elif isinstance(prompt, list):
+        question = _last_message(prompt, "user", where, "prompt")
+    else:
+        raise ValueError(f"{where}: field 'prompt' must be a list of chat messages")
+    if not question.strip():
+        raise ValueError(f"{where}: field 'prompt' has an empty user message")
+    reward_model = rec.get("reward_model")
+    if not isinstance(reward_model, dict) or "ground_truth" not in reward_model:
+        raise ValueError(f"{where}: field 'reward_model' must hold 'ground_truth'")
+    truth = reward_model["ground_truth"]
+    if isinstance(truth, str):
+        try:
+            truth = json.loads(truth)
+        except json.JSONDecodeError:
+            raise ValueError(f"{where}: field 'reward_model.ground_truth' is a string but not JSON") from None
+    name = "reward_model.ground_truth"
+    if isinstance(truth, dict):
+        tests = _apps_tests(truth, where, name)
+    elif isinstance(truth, list):
+        functional = [c for c in truth if isinstance(c, dict) and c.get("testtype") == "functional"]
+        func_name = next((c.get("metadata", {}).get("func_name", "") for c in functional
+                          if isinstance(c.get("metadata"), dict)), "")
+        tests = _livecodebench_tests(decode_test_cases(json.dumps(truth), where, name), func_name, where, name)
+    else:
+        raise ValueError(f"{where}: field {name!r} must be a list of test cases or an inputs/outputs object")
+    extra = rec.get("extra_info") if isinstance(rec.get("extra_info"), dict) else {}
+    pid = _problem_id(rec, "")
+    if not pid and extra.get("index") is not None:
+        pid = f"{rec.get('data_source') or 'verl'}/{extra['index']}"
+    return Problem(pid or where, question, tests, entry_point=getattr(tests, "entry_point", "")
+                   or getattr(tests, "fn_name", ""))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Policy samples (`infer.py generate` output)
+
+
+def read_samples(path: str) -> list[dict]:
+    """A `generate` file: one record per problem with `problem_id`, `question` and `responses`."""
+    records, seen = [], set()
+    for n, rec in read_records(path):
+        where = f"{path}:{n}"
+        for name, kind in (("problem_id", str), ("question", str), ("responses", list)):
+            if not isinstance(rec.get(name), kind):
+                raise ValueError(f"{where}: missing field {name!r} (a {kind.__name__}); is this a `generate` file?")
+        if not rec["responses"] or not all(isinstance(r, str) for r in rec["responses"]):
+            raise ValueError(f"{where}: 'responses' must be a non-empty list of strings")
+        if rec["problem_id"] in seen:
+            raise ValueError(f"{where}: problem {rec['problem_id']!r} appears twice")
+        seen.add(rec["problem_id"])
+        records.append(rec)
+    if not records:
+        raise ValueError(f"{path}: no records")
+    return records
+
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -332,6 +661,62 @@ def _last_message(messages: list, role: str, where: str, name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------
+# RM-Bench
+
+
+@dataclass
+class RMBenchItem:
+    item_id: str
+    prompt: str
+    chosen: list[str]  # 3 styles: concise, detailed plain text, detailed markdown
+    rejected: list[str]  # the same 3 styles
+    domain: str  # chat, code, math, safety-refuse or safety-response ("" when the file has no domains)
+    score_chosen: list[float] | None = None  # scores already computed (an RM-Bench results file)
+    score_rejected: list[float] | None = None
+
+
+def load_rmbench(path: str) -> list[RMBenchItem]:
+    """RM-Bench's data (THU-KEG/RM-Bench `total_dataset.json` or a per-domain file): a JSON array, or JSON
+    Lines, of {"id", "prompt", "chosen": [3 str], "rejected": [3 str], "domain"}. A results file written
+    by RM-Bench's scripts also has `score_chosen`/`score_rejected` (3 numbers each); they are kept, so its
+    accuracies can be recomputed without a model. Errors name the file, the 1-based item and the field."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if text.lstrip().startswith("["):
+        try:
+            records = list(enumerate(json.loads(text), start=1))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: malformed JSON ({e})") from None
+    else:
+        records = list(read_records(path))
+    items = []
+    for n, rec in records:
+        where = f"{path}:{n}"
+        if not isinstance(rec, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+        if not isinstance(rec.get("prompt"), str):
+            raise ValueError(f"{where}: missing field 'prompt' (a string)")
+        for name in ("chosen", "rejected"):
+            value = rec.get(name)
+            if not (isinstance(value, list) and len(value) == 3 and all(isinstance(x, str) for x in value)):
+                raise ValueError(f"{where}: field {name!r} must be a list of 3 strings (one per style)")
+        scores = []
+        for name in ("score_chosen", "score_rejected"):
+            value = rec.get(name)
+            if value is not None and not (isinstance(value, list) and len(value) == 3 and all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
+                raise ValueError(f"{where}: field {name!r} must be a list of 3 numbers")
+            scores.append(None if value is None else [float(x) for x in value])
+        domain = rec.get("domain", "")
+        if not isinstance(domain, str):
+            raise ValueError(f"{where}: field 'domain' must be a string")
+        items.append(RMBenchItem(str(rec.get("id", n)), rec["prompt"], rec["chosen"], rec["rejected"], domain, *scores))
+    if not items:
+        raise ValueError(f"{path}: no items")
+    return items
+
+
+# ----------------------------------------------------------------------------------------------------------
 
 if __name__ == "__main__":
     # Check the split tests on all 164 problems: the reference passes every split test, and the split tests
@@ -343,7 +728,9 @@ if __name__ == "__main__":
     print("split:", dict(Counter(p.split for p in problems)), " tests:", sum(len(p.tests.tests) for p in problems))
     jobs = []
     for p in problems:
-        whole = sandbox.CallTests(p.entry_point, tests=["check(candidate)"], preamble=raw[p.problem_id]["test"])
+        helpers = prompt_helpers(raw[p.problem_id]["prompt"], p.entry_point)
+        whole = sandbox.CallTests(p.entry_point, tests=["check(candidate)"],
+                                  preamble=helpers + "\n" + raw[p.problem_id]["test"])
         wrong = p.reference.rstrip() + f"\n\ndef {p.entry_point}(*args, **kwargs):\n    return None\n"
         jobs += [(p.reference, p.tests), (p.reference, whole), (wrong, p.tests), (wrong, whole)]
     results = sandbox.run_programs(jobs, workers=2, progress=True)

@@ -5,6 +5,7 @@
     python infer.py generate --policy Qwen/Qwen3-8B --n 8 --out samples.jsonl        # resumable
     python infer.py bon --samples samples.jsonl --n 8      # or --policy CKPT, or the bundled pools (default)
     python infer.py eval --samples samples.jsonl --k 1 8   # or --policy CKPT; --problems lcb.jsonl for stdin/stdout
+    python infer.py rmeval --rm CKPT --data total_dataset.json   # RM-Bench (alias: rmbench); or a pairs file
     python infer.py <command> --help                       # every flag
 
 How it maps to the paper (SPEC.md sections 3, 5 and 6):
@@ -19,22 +20,29 @@ Choices the paper leaves open, made here:
 - Candidates are judged twice with different extraction: the reward model sees the strict extraction (its
   training rule), the tests run the lenient one (the evaluation rule). Candidates that are code already
   (the bundled pools) are used as they are by both.
-- The execution baseline runs the problem's own tests on every candidate and keeps the best pass rate
-  (ties: lowest index). It sees the hidden tests, so its pick is correct whenever any candidate is: an
-  upper bound on accuracy (pass@N), here for its latency. The paper's execution baseline (CURE) generates
-  its tests, which costs more time still. Both selections are timed per problem in the same run; model
-  loading and one warm-up call of each are not counted. (On a CPU that other work keeps busy, set
-  OMP_NUM_THREADS=1: torch's spinning threads then slow scoring down many times; see bench_infer.py.)
+- Two execution picks, both judged on the hidden tests like the RM pick. The fair baseline (public-test
+  pick) runs only the tests a selector can have, HumanEval's docstring examples (`>>>` lines, 70 of 164
+  prompts) or LiveCodeBench's public tests, and keeps the best public pass rate (ties: lowest index; no
+  public tests: candidate 0, a random pick). The hidden-test pick runs the tests that judge every pick, so
+  it is correct whenever any candidate is: an oracle (= pass@N), shown for its latency. The paper's
+  execution baseline (CURE) generates its tests, which costs more time still. Each selection is timed per
+  problem in the same run; model loading and one warm-up call of each are not counted. (On a CPU that
+  other work keeps busy, set OMP_NUM_THREADS=1: torch's spinning threads then slow scoring down many
+  times; see bench_infer.py.)
 - Bundled pools (the default): for each held-out HumanEval problem, the deduplicated candidates of
   data/humaneval_candidates.jsonl (the reference solution and AST mutants with recorded verdicts), in a
   shuffle seeded by (--seed, problem id), first min(N, pool size) of them: no repeats, so a few problems get
   fewer than N (the table says how many), and the pool for a smaller N is a prefix of the one for a larger.
 - Accuracy columns count a program as correct when it passes every test; "tests" columns are the mean
   fraction of tests passed.
+- RM-Bench (`rmeval`): RM-Bench's own scoring (see `rmbench_accuracy`); each response is scored verbatim
+  with the RM's chat template and its 4096-token right truncation (RM-Bench's script truncates at 2048 from
+  the left). Paper, SPEC section 5-6: CodeScaler-8B 76.9 / 83.0 / 79.9 / 96.4 / 84.1 (code / chat / math /
+  safety / overall).
 
-Files. Problems: `humaneval` (bundled, --split heldout|train|all) or a JSONL of stdin/stdout problems with
-`question`, `test_input`, `test_output` (lists of strings, or JSON strings of such lists, as in the authors'
-LiveCodeBench files) and an optional `problem_id` (else `question_id`, `id`, or FILE:LINE).
+Files. Problems: `humaneval` (bundled, --split heldout|train|all) or a JSONL/Parquet file in any form
+`data.load_problems` reads: our own (`question` with call-based or stdin/stdout tests), LiveCodeBench rows,
+TACO/APPS rows or verl rows (README, "Data formats").
 `generate` writes one line per problem: problem_id, question, responses (N decoded samples, think section
 included, the stop token cut), num_tokens, stopped, seed, settings (policy and sampling: a resumed run must
 match them). Prompts are render_prompt(question), thinking on unless --no-thinking. `score` reads `question` (or `problem`, `question_content`) and `response` (code extracted strictly)
@@ -52,10 +60,10 @@ import time
 
 from tqdm import tqdm
 
-from data import Problem, load_problems, read_records
+from data import Problem, load_problems, load_pairs, load_rmbench, read_records, read_samples
 from extract import extract_code
 from reward import shaped_reward
-from sandbox import CallTests, IOTests, Limits, run_program, run_programs
+from sandbox import CallTests, FunctionTests, IOTests, Limits, run_program, run_programs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_RM = os.path.join(HERE, "runs", "rm", "final")
@@ -91,7 +99,7 @@ def write_records(f, records: list[dict]) -> None:
 # Problems
 
 
-def tests_of(tasks_by_id: dict[str, Problem], pid: str, source: str) -> CallTests | IOTests:
+def tests_of(tasks_by_id: dict[str, Problem], pid: str, source: str) -> CallTests | FunctionTests | IOTests:
     task = tasks_by_id.get(pid)
     if task is None or task.tests is None:
         why = "is not among the problems of" if task is None else "has no tests in"
@@ -100,28 +108,9 @@ def tests_of(tasks_by_id: dict[str, Problem], pid: str, source: str) -> CallTest
     return task.tests
 
 
-def read_samples(path: str) -> list[dict]:
-    """A `generate` file: one record per problem with `problem_id`, `question` and `responses`."""
-    records, seen = [], set()
-    for n, rec in read_records(path):
-        where = f"{path}:{n}"
-        for name, kind in (("problem_id", str), ("question", str), ("responses", list)):
-            if not isinstance(rec.get(name), kind):
-                raise ValueError(f"{where}: missing field {name!r} (a {kind.__name__}); is this a `generate` file?")
-        if not rec["responses"] or not all(isinstance(r, str) for r in rec["responses"]):
-            raise ValueError(f"{where}: 'responses' must be a non-empty list of strings")
-        if rec["problem_id"] in seen:
-            raise ValueError(f"{where}: problem {rec['problem_id']!r} appears twice")
-        seen.add(rec["problem_id"])
-        records.append(rec)
-    if not records:
-        raise ValueError(f"{path}: no records")
-    return records
-
-
 def limits_for(tasks: list[Problem], timeout_s: float) -> Limits:
     """Per-test timeout as given; the whole-program limit grows with the longest test list."""
-    most = max(len(t.tests.inputs if isinstance(t.tests, IOTests) else t.tests.tests) for t in tasks)
+    most = max(len(t.tests.tests if isinstance(t.tests, CallTests) else t.tests.inputs) for t in tasks)
     return Limits(test_timeout_s=timeout_s, total_timeout_s=max(30.0, timeout_s * most + 10.0))
 
 
@@ -258,10 +247,24 @@ def pool_candidates(pool_path: str, tasks: list[Problem], n: int, seed: int) -> 
     return chosen
 
 
+def public_pick(programs: list[str], public_tests, workers: int, limits: Limits) -> dict:
+    """The fair execution baseline: run only the tests a selector may have (HumanEval's docstring
+    examples, LiveCodeBench's public tests) and keep the best public pass rate, ties to the lowest index.
+    It is given the public tests alone, so it cannot see the hidden ones. Without public tests it keeps
+    candidate 0, which is a random pick (pools are shuffled, samples are i.i.d.)."""
+    if public_tests is None:
+        return {"public_pick": 0, "public_s": 0.0, "public_rates": None}
+    start = time.perf_counter()
+    results = run_programs([(p, public_tests) for p in programs], workers=workers, limits=limits)
+    rates = [r.pass_rate for r in results]
+    return {"public_pick": first_argmax(rates), "public_s": time.perf_counter() - start, "public_rates": rates}
+
+
 def best_of_n(tasks: list[Problem], candidates: dict[str, list[str]], score_fn, are_responses: bool,
               execute: bool = True, workers: int = 2, limits: Limits = Limits(), progress: bool = True) -> list[dict]:
     """Per problem: the reward-model pick (score_fn(questions, codes) -> raw scores, e.g. rm.score) and,
-    with `execute`, the execution pick and every candidate's verdict; each selection timed on its own."""
+    with `execute`, the public-test pick (`public_pick`), the hidden-test pick (the oracle) and every
+    candidate's verdict on the hidden tests; each selection timed on its own."""
     rows = []
     for t in tqdm(tasks, desc="best-of-N", unit="problem", disable=not progress):
         texts = candidates[t.problem_id]
@@ -273,8 +276,9 @@ def best_of_n(tasks: list[Problem], candidates: dict[str, list[str]], score_fn, 
                "rm_s": time.perf_counter() - start, "scores": scores, "rewards": rewards}
         row["rm_pick_code"] = codes[row["rm_pick"]]
         if execute:
-            start = time.perf_counter()
             programs = [extract_code(x, mode="last") for x in texts] if are_responses else texts
+            row.update(public_pick(programs, t.public_tests, workers, limits))
+            start = time.perf_counter()  # the oracle: the hidden tests, which judge every pick
             results = run_programs([(p, t.tests) for p in programs], workers=workers, limits=limits)
             rates = [r.pass_rate for r in results]
             row.update(exec_pick=first_argmax(rates), exec_s=time.perf_counter() - start, pass_rates=rates,
@@ -293,11 +297,15 @@ def summarize_bon(rows: list[dict]) -> dict:
         picks = {
             "random pick (Avg@N)": ([mean(r["correct"]) for r in rows], [mean(r["pass_rates"]) for r in rows]),
             "reward-model pick": ([r["correct"][r["rm_pick"]] for r in rows], [r["pass_rates"][r["rm_pick"]] for r in rows]),
-            "execution pick": ([r["correct"][r["exec_pick"]] for r in rows], [r["pass_rates"][r["exec_pick"]] for r in rows]),
-            "oracle (pass@N)": ([any(r["correct"]) for r in rows], [max(r["pass_rates"]) for r in rows]),
+            "public-test pick": ([r["correct"][r["public_pick"]] for r in rows],
+                                 [r["pass_rates"][r["public_pick"]] for r in rows]),
+            "hidden-test pick (oracle, pass@N)": ([r["correct"][r["exec_pick"]] for r in rows],
+                                                  [r["pass_rates"][r["exec_pick"]] for r in rows]),
         }
         out["methods"] = {k: {"accuracy": mean(a), "tests": mean(p)} for k, (a, p) in picks.items()}
         out["exec_s"] = sum(r["exec_s"] for r in rows)
+        out["public_s"] = sum(r["public_s"] for r in rows)
+        out["with_public_tests"] = sum(r["public_rates"] is not None for r in rows)
         out["time_ratio"] = out["exec_s"] / max(out["rm_s"], 1e-12)
     return out
 
@@ -317,20 +325,25 @@ def report_bon(rows: list[dict], summary: dict, n: int) -> None:
     if "methods" not in summary:
         print(f"\nbest-of-N picks for {len(rows)} problems, {pool}; reward model {summary['rm_s']:.2f} s")
         return
-    print_table(["problem", "N", "correct", "RM pick: #, tests", "exec pick: #, tests", "RM ms", "exec ms"],
+    print_table(["problem", "N", "correct", "RM pick: #, tests", "public pick", "hidden pick", "RM ms",
+                 "public ms", "hidden ms"],
                 [[r["problem_id"], r["n"], sum(r["correct"]),
                   f"#{r['rm_pick']} {r['pass_rates'][r['rm_pick']]:.2f}",
+                  f"#{r['public_pick']} {r['pass_rates'][r['public_pick']]:.2f}" if r["public_rates"] else "-",
                   f"#{r['exec_pick']} {r['pass_rates'][r['exec_pick']]:.2f}",
-                  f"{1e3 * r['rm_s']:.0f}", f"{1e3 * r['exec_s']:.0f}"] for r in rows])
+                  f"{1e3 * r['rm_s']:.0f}", f"{1e3 * r['public_s']:.0f}", f"{1e3 * r['exec_s']:.0f}"] for r in rows])
     P = len(rows)
-    print(f"\nbest-of-N on {P} problems, {pool}")
-    times = {"reward-model pick": summary["rm_s"], "execution pick": summary["exec_s"]}
+    print(f"\nbest-of-N on {P} problems, {pool}; each pick judged on the hidden tests")
+    times = {"reward-model pick": summary["rm_s"], "public-test pick": summary["public_s"],
+             "hidden-test pick (oracle, pass@N)": summary["exec_s"]}
     print_table(["method", "solved", "tests passed", "selection time", "per problem"],
                 [[k, f"{100 * m['accuracy']:.1f}%", f"{100 * m['tests']:.1f}%",
                   f"{times[k]:.2f} s" if k in times else "-", f"{1e3 * times[k] / P:.0f} ms" if k in times else "-"]
                  for k, m in summary["methods"].items()])
-    print(f"execution selection took {summary['time_ratio']:.1f}x the reward model's time. It runs the hidden "
-          "tests, so it is an upper bound on accuracy (= pass@N), shown here for its latency.")
+    print(f"public-test pick: the tests a selector may have (HumanEval: the prompt's >>> examples), found for "
+          f"{summary['with_public_tests']} of {P} problems; without any it keeps candidate 0 (a random pick).")
+    print(f"hidden-test pick: runs the tests that judge every pick, so it is an upper bound (= pass@N), not a "
+          f"baseline; shown for its latency ({summary['time_ratio']:.1f}x the reward model's time).")
 
 
 # -----------------------------------------------------------------------------
@@ -357,6 +370,105 @@ def evaluate_samples(samples: list[dict], tasks_by_id: dict[str, Problem], sourc
     return {"problems": P, "avg": sum(p["correct"] / p["n"] for p in problems) / P,
             "pass_at_k": {str(k): sum(p["pass_at_k"][str(k)] for p in problems) / P for k in ks},
             "tests": sum(sum(p["pass_rates"]) / p["n"] for p in problems) / P, "per_problem": problems}
+
+
+# -----------------------------------------------------------------------------
+# Reward-model evaluation: RM-Bench, and pairwise accuracy on pairs files
+
+RMBENCH_DOMAINS = ("chat", "math", "code", "safety")  # RM-Bench's; safety-refuse and safety-response are safety
+
+
+def rmbench_matrix(items: list) -> list[list[float]]:
+    """RM-Bench's 3x3 accuracy matrix of one domain: entry [i][j] is the fraction of items whose chosen
+    response in style i scores strictly higher than the rejected response in style j (a tie is wrong).
+    Styles: 0 concise, 1 detailed plain, 2 detailed markdown."""
+    counts = [[0] * 3 for _ in range(3)]
+    for it in items:
+        for i in range(3):
+            for j in range(3):
+                counts[i][j] += it.score_chosen[i] > it.score_rejected[j]
+    return [[c / len(items) for c in row] for row in counts]
+
+
+def rmbench_accuracy(items: list) -> dict:
+    """RM-Bench's accuracies, computed as its own scoring code does: per domain, hard = mean of the three
+    entries above the diagonal (chosen plainer than rejected), normal = mean of the diagonal, easy = mean of
+    the three below it, and the domain's accuracy = mean(hard, normal, easy); then hard, normal, easy and the
+    total are unweighted means over the domains (so total = mean of the domain accuracies = mean of hard,
+    normal, easy). A file without `domain` fields is one domain, "all", as RM-Bench scores a per-domain file.
+    Deviation: a domain with no items is left out of the means (RM-Bench's code fails on one)."""
+    if any(it.score_chosen is None or it.score_rejected is None for it in items):
+        raise ValueError("every item needs score_chosen and score_rejected")
+    if all(not it.domain for it in items):
+        groups = {"all": items}
+    else:
+        groups = {d: [it for it in items if it.domain.startswith(d)] for d in RMBENCH_DOMAINS}
+        groups = {d: g for d, g in groups.items() if g}
+    out = {"domains": {}}
+    for domain, group in groups.items():
+        m = rmbench_matrix(group)
+        hard = (m[0][1] + m[0][2] + m[1][2]) / 3
+        normal = (m[0][0] + m[1][1] + m[2][2]) / 3
+        easy = (m[1][0] + m[2][0] + m[2][1]) / 3
+        out["domains"][domain] = {"items": len(group), "matrix": m, "hard": hard, "normal": normal, "easy": easy,
+                                  "accuracy": (hard + normal + easy) / 3}
+    per = out["domains"].values()
+    for key in ("hard", "normal", "easy", "accuracy"):
+        out[key] = sum(d[key] for d in per) / len(per)
+    out["unscored_items"] = len(items) - sum(d["items"] for d in per)  # domains RM-Bench does not score
+    return out
+
+
+def score_rmbench(items: list, score_fn) -> None:
+    """Fill score_chosen/score_rejected with score_fn(prompts, responses) (e.g. rm.score); responses are
+    scored verbatim (they are prose and code, not extracted code)."""
+    prompts = [it.prompt for it in items for _ in range(6)]
+    responses = [r for it in items for r in it.chosen + it.rejected]
+    scores = score_fn(prompts, responses)
+    for k, it in enumerate(items):
+        it.score_chosen, it.score_rejected = scores[6 * k: 6 * k + 3], scores[6 * k + 3: 6 * k + 6]
+
+
+def pair_accuracy(pairs: list, score_fn) -> dict:
+    """Pairwise accuracy (chosen scores strictly higher, as RM-Bench counts) and the mean margin
+    score(chosen) - score(rejected) over a pairs file; texts are scored verbatim."""
+    scores = score_fn([p.question for p in pairs for _ in range(2)], [x for p in pairs for x in (p.chosen, p.rejected)])
+    margins = [scores[2 * k] - scores[2 * k + 1] for k in range(len(pairs))]
+    return {"pairs": len(pairs), "accuracy": sum(m > 0 for m in margins) / len(pairs),
+            "mean_margin": sum(margins) / len(pairs), "margins": margins}
+
+
+def is_rmbench_file(path: str) -> bool:
+    """RM-Bench's layout (chosen/rejected are lists of 3 strings) rather than a pairs file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = f.read(1 << 16).lstrip()
+    except (IsADirectoryError, FileNotFoundError):
+        return False
+    if head.startswith("["):
+        return True
+    first = head.split("\n", 1)[0]
+    try:
+        rec = json.loads(first)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(rec, dict) and isinstance(rec.get("chosen"), list) and len(rec["chosen"]) == 3 \
+        and all(isinstance(x, str) for x in rec["chosen"])
+
+
+def report_rmbench(acc: dict) -> None:
+    domains = acc["domains"]
+    print("RM-Bench accuracy per domain (3x3: rows chosen style, columns rejected style; concise, detailed, markdown)")
+    for d, r in domains.items():
+        print(f"  {d} ({r['items']} items): " + " | ".join(" ".join(f"{100 * x:5.1f}" for x in row) for row in r["matrix"]))
+    order = [d for d in ("code", "chat", "math", "safety", "all") if d in domains]  # the paper's column order
+    print_table(["", *order, "overall"],
+                [[k, *[f"{100 * domains[d][k]:.1f}" for d in order], f"{100 * acc[k]:.1f}"]
+                 for k in ("hard", "normal", "easy", "accuracy")])
+    if acc["unscored_items"]:
+        print(f"{acc['unscored_items']} items have a domain outside {RMBENCH_DOMAINS} and are not scored (as in RM-Bench)")
+    if set(domains) != set(RMBENCH_DOMAINS) and "all" not in domains:
+        print(f"note: domains {sorted(set(RMBENCH_DOMAINS) - set(domains))} are missing: overall averages the rest")
 
 
 # -----------------------------------------------------------------------------
@@ -388,7 +500,8 @@ def parse_args(argv):
         c.add_argument("--dtype", default=None, help="default: bfloat16 on cuda, float32 on cpu")
 
     def problem_flags(c):
-        c.add_argument("--problems", default="humaneval", help="'humaneval' or a stdin/stdout JSONL (question, test_input, test_output)")
+        c.add_argument("--problems", default="humaneval", help="'humaneval' or a problems file: ours, LiveCodeBench, "
+                       "TACO/APPS or verl rows (see data.load_problems)")
         c.add_argument("--split", default="heldout", choices=["heldout", "train", "all"],
                        help="HumanEval problems to sample or draw pools for (a --samples file is used whole)")
 
@@ -426,7 +539,8 @@ def parse_args(argv):
     c.add_argument("--max-problems", type=int, default=None, help="stop after this many new problems")
     model_flags(c)
 
-    c = command("bon", "best-of-N selection with the reward model, against execution (default command)")
+    c = command("bon", "best-of-N selection with the reward model, against public-test execution and the "
+                "hidden-test oracle (default command)")
     problem_flags(c)
     sampling_flags(c, 16)
     c.add_argument("--rm", default=DEFAULT_RM, help="reward model directory or hub id (default: train_rm.py's output)")
@@ -435,9 +549,24 @@ def parse_args(argv):
                    help="where --policy's samples go (resumable)")
     c.add_argument("--pool", default=DEFAULT_POOL, help="candidate codes (problem_id, code) when there is no --samples or --policy")
     c.add_argument("--no-exec", action="store_true", help="only select: no tests run, no pass-rate columns")
+    c.add_argument("--max-problems", type=int, default=None,
+                   help="bundled pools only: this many problems, those with public tests first (a quick look)")
     c.add_argument("--workers", type=int, default=os.cpu_count(), help="sandboxes at a time")
     c.add_argument("--timeout", type=float, default=2.0, help="seconds per test")
     c.add_argument("--out", default=os.path.join("runs", "infer", "bon.json"), help="JSON summary")
+    model_flags(c)
+
+    c = sub.add_parser("rmeval", aliases=["rmbench"], help="reward-model accuracy on RM-Bench or a pairs file",
+                       description="RM-Bench's hard/normal/easy accuracies per domain (a RM-Bench file), or "
+                       "pairwise accuracy and margin (a pairs file in the release or TRL schema)")
+    c.add_argument("--rm", default=DEFAULT_RM, help="reward model directory or hub id (not needed for an RM-Bench "
+                   "results file that has score_chosen/score_rejected)")
+    c.add_argument("--data", required=True, help="RM-Bench JSON (total_dataset.json or a domain file), or pairs "
+                   "(file, directory or hub id, see data.load_pairs)")
+    c.add_argument("--split", default=None, help="pairs only: the split of a directory or hub id (e.g. heldout)")
+    c.add_argument("--rescore", action="store_true", help="score an RM-Bench results file again with --rm")
+    c.add_argument("--max-tokens", type=int, default=16384, help="token budget of one packed scoring batch")
+    c.add_argument("--out", default=os.path.join("runs", "infer", "rmeval.json"), help="JSON summary")
     model_flags(c)
 
     c = command("eval", "Avg@n and pass@k of a policy or a `generate` file, by execution")
@@ -504,8 +633,12 @@ def run(args):
             by_id = {t.problem_id: t for t in load_problems(args.problems, "all")}
             candidates = {s["problem_id"]: s["responses"][: args.n] for s in samples}
             tasks = [Problem(s["problem_id"], s["question"], None if args.no_exec else
-                          tests_of(by_id, s["problem_id"], args.problems)) for s in samples]
+                          tests_of(by_id, s["problem_id"], args.problems),
+                             public_tests=by_id[s["problem_id"]].public_tests if s["problem_id"] in by_id else None)
+                     for s in samples]
         else:
+            if args.max_problems is not None:
+                tasks = sorted(tasks, key=lambda t: t.public_tests is None)[: args.max_problems]
             candidates = pool_candidates(args.pool, tasks, args.n, args.seed)
         limits = None if args.no_exec else limits_for(tasks, args.timeout)
         rm.score([tasks[0].question], [""])  # warm-up, not timed
@@ -516,6 +649,23 @@ def run(args):
         summary = summarize_bon(rows)
         report_bon(rows, summary, args.n)
         write_json(args.out, {"config": vars(args), "summary": summary, "per_problem": rows})
+    elif args.command in ("rmeval", "rmbench"):
+        if is_rmbench_file(args.data):
+            items = load_rmbench(args.data)
+            if args.rescore or any(it.score_chosen is None for it in items):
+                rm = load_rm(args.rm, args.dtype, args.device)
+                score_rmbench(items, lambda p, r: rm.score(p, r, max_tokens=args.max_tokens))
+            acc = rmbench_accuracy(items)
+            report_rmbench(acc)
+            scores = [{"id": it.item_id, "domain": it.domain, "score_chosen": it.score_chosen,
+                       "score_rejected": it.score_rejected} for it in items]
+            write_json(args.out, {"config": vars(args), "rmbench": acc, "scores": scores})
+        else:
+            rm = load_rm(args.rm, args.dtype, args.device)
+            result = pair_accuracy(load_pairs(args.data, args.split), lambda q, c: rm.score(q, c, max_tokens=args.max_tokens))
+            print_table(["pairs", "accuracy", "mean margin"],
+                        [[result["pairs"], f"{100 * result['accuracy']:.1f}%", f"{result['mean_margin']:.3f}"]])
+            write_json(args.out, {"config": vars(args), "pairs": result})
     elif args.command == "eval":
         if bool(args.samples) == bool(args.policy):
             raise ValueError("eval needs exactly one of --samples and --policy")

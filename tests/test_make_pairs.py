@@ -203,3 +203,36 @@ def test_command_on_own_problems_and_candidates(tmp_path):
     assert sorted((p["code_neg"], p["neg_verdict"]) for p in read("t_pairs_train.jsonl")) == [
         ("def add(a, b)\n    return a + b\n", "syntax_error"), ("def add(a, b):\n    return a * b\n", "failed")]
     assert [(p["question_content"], p["neg_pass_rate"]) for p in read("t_pairs_heldout.jsonl")] == [("Echo.", 0.5)]
+
+
+def test_pairs_from_policy_rollouts_on_livecodebench_rows(tmp_path):
+    """`--samples`: a `generate` file on the LiveCodeBench fixture (stdin and functional problems); a
+    duplicate (comments aside) is dropped, a response without a code block is left out, every passing
+    response is paired with every failing one of its problem, in the release schema."""
+    pytest.importorskip("sandbox")
+    import subprocess
+    import sys
+
+    def fenced(code):
+        return f"Thinking done.\n```python\n{code}```\n"
+    add = "a, b = map(int, input().split())\nprint(a + b)\n"
+    samples = [
+        {"problem_id": "abc000_a", "question": "Q1", "responses": [
+            fenced(add), fenced(add.replace("\n", "  # sum\n", 1)), fenced("print(3)\n"), "No idea, sorry."]},
+        {"problem_id": "9001", "question": "Q2", "responses": [
+            fenced("class Solution:\n    def maxPairSum(self, nums):\n        return 2 * max(nums)\n"),
+            fenced("class Solution:\n    def maxPairSum(self, nums):\n        a, b = sorted(nums)[-2:]\n        return a + b\n")]}]
+    (tmp_path / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    out = subprocess.run([sys.executable, "make_pairs.py", "--samples", str(tmp_path / "samples.jsonl"), "--problems",
+                          os.path.join(ROOT, "tests", "fixtures", "livecodebench.jsonl"), "--out", str(tmp_path / "out")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "5 candidates from 2 problems' rollouts; 1 responses without a single parsable code block left out" in out.stdout
+    assert re.search(r"duplicates dropped +1 +1\n", out.stdout)  # both fixture problems hash to train
+    pairs = [json.loads(line) for line in open(tmp_path / "out" / "rollouts_pairs_train.jsonl")]
+    assert [(p["problem_id"], p["question_content"], p["code_pos"], p["code_neg"], p["neg_pass_rate"]) for p in pairs] == [
+        ("abc000_a", "Q1", add, "print(3)\n", 0.3333),
+        ("9001", "Q2", samples[1]["responses"][1].split("```python\n")[1].split("```")[0],
+         samples[1]["responses"][0].split("```python\n")[1].split("```")[0], 0.3333)]
+    scored = [json.loads(line) for line in open(tmp_path / "out" / "rollouts_candidates.jsonl")]
+    assert [c["verdict"] for c in scored] == ["passed", "failed", "failed", "passed"]
