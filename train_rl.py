@@ -91,8 +91,8 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=None, help="RL steps (default 250; demo 8)")
     p.add_argument("--mini-batches", type=int, default=2, help="optimizer steps per rollout")
     p.add_argument("--micro-batch-tokens", type=int, default=8192,
-                   help="token budget of a packed micro-batch; the update holds float32 [response tokens, vocab] "
-                   "log-probs (about 5 GB at 8192 x 151936), so lower it for long responses on small GPUs")
+                   help="token budget of a packed micro-batch: activations grow with it (logits do not: they "
+                   "are made a chunk of rows at a time, model.token_logprobs); see `python bench.py memory`")
     p.add_argument("--lr", type=float, default=None, help="default 1e-6 (demo 1e-4)")
     p.add_argument("--warmup-steps", type=int, default=10)
     p.add_argument("--weight-decay", type=float, default=0.01)
