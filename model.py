@@ -283,7 +283,7 @@ class Qwen3(nn.Module):
 # Log-probs of chosen tokens without [tokens, vocab] logits
 
 
-LOGPROB_CHUNK_ROWS = 1024  # rows of logits alive at once: 1024 x 151,936 x 4 B = 0.6 GB in float32
+LOGPROB_CHUNK_ROWS = 512  # rows of logits alive at once: 512 x 151,936 x 4 B = 0.3 GB in float32
 
 
 def token_logprobs(hidden, weight, targets, temperature: float = 1.0, with_entropy: bool = False,
