@@ -28,6 +28,7 @@ import time
 
 import torch
 
+import logprobs
 import model as M
 from generate import generate
 
@@ -443,7 +444,7 @@ def bench_memory(argv):
     p.add_argument("--max-new-tokens", type=int, default=16384, help="response length")
     p.add_argument("--max-prompt-len", type=int, default=4096, help="prompt length that the KV cache is sized for")
     p.add_argument("--micro-batch-tokens", type=int, default=8192, help="train_rl.py's token budget")
-    p.add_argument("--logprob-chunk-rows", type=int, default=M.LOGPROB_CHUNK_ROWS, help="model.LOGPROB_CHUNK_ROWS")
+    p.add_argument("--logprob-chunk-rows", type=int, default=logprobs.LOGPROB_CHUNK_ROWS, help="logprobs.LOGPROB_CHUNK_ROWS")
     p.add_argument("--rm-sharded", choices=["auto", "on", "off"], default="auto",
                    help="auto: as train_rl.py, sharded above --rm-shard-above-gb on more than one rank")
     p.add_argument("--rm-shard-above-gb", type=float, default=4.0, help="as train_rl.py")

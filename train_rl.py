@@ -92,7 +92,7 @@ def parse_args(argv=None):
     p.add_argument("--mini-batches", type=int, default=2, help="optimizer steps per rollout")
     p.add_argument("--micro-batch-tokens", type=int, default=8192,
                    help="token budget of a packed micro-batch: activations grow with it (logits do not: they "
-                   "are made a chunk of rows at a time, model.token_logprobs); see `python bench.py memory`")
+                   "are made a chunk of rows at a time, logprobs.token_logprobs); see `python bench.py memory`")
     p.add_argument("--lr", type=float, default=None, help="default 1e-6 (demo 1e-4)")
     p.add_argument("--warmup-steps", type=int, default=10)
     p.add_argument("--weight-decay", type=float, default=0.01)
@@ -178,7 +178,7 @@ DUMMY = {"prompt": [0], "response": [0], "adv": 0.0, "old_logp": None, "ref_logp
 def response_logprobs(model, rollouts: list[dict], temperature: float, with_entropy: bool = False):
     """One packed forward over prompt + response of each rollout; log-probs of the response tokens under
     logits / temperature, and their entropy. The head runs only where a response token is predicted, a
-    chunk of rows at a time (model.token_logprobs): no [N, vocab] logits, whatever the response length.
+    chunk of rows at a time (logprobs.token_logprobs): no [N, vocab] logits, whatever the response length.
     Returns logp [N], entropy [N] or None, seq_ids [N] (rollout index of each token)."""
     device = next(model.parameters()).device
     ids, lens, head_at, targets, seq_ids, offset = [], [], [], [], [], 0

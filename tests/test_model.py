@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import model as M
+from logprobs import token_logprobs
 
 transformers = pytest.importorskip("transformers")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -187,7 +188,7 @@ def test_chunked_logprobs_equal_full_log_softmax_values_and_gradients():
 
     for chunk_rows in (5, 37, 1000):  # several chunks with a short last one, exactly one, more rows than N
         for with_entropy in (True, False):
-            logp, entropy = M.token_logprobs(hidden, weight, targets, 0.7, with_entropy, chunk_rows=chunk_rows)
+            logp, entropy = token_logprobs(hidden, weight, targets, 0.7, with_entropy, chunk_rows=chunk_rows)
             ref_logp, ref_entropy = unchunked()
             torch.testing.assert_close(logp, ref_logp, atol=1e-10, rtol=0)
             loss = (logp * w_logp).sum() + ((entropy * w_ent).sum() if with_entropy else 0)

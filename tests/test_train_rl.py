@@ -118,7 +118,7 @@ train_rl.main(sys.argv[1:], reward_fn=even_tokens)
 """
 
 UPDATE_DRIVER = """
-import sys, torch, distributed, train_rl
+import sys, torch, distributed, logprobs, train_rl
 import model as M
 from model import load_model
 from distributed import full_state_dict
@@ -127,7 +127,7 @@ rank, world, device = distributed.setup()
 if sys.argv[3:] == ["memory-saving"]:  # each rank reads only its shards, blocks recomputed, logits in chunks of 4
     model = distributed.load_sharded(sys.argv[1], device, torch.float64)
     model.set_activation_checkpointing(True)
-    M.LOGPROB_CHUNK_ROWS = 4
+    logprobs.LOGPROB_CHUNK_ROWS = 4
 else:
     model = load_model(sys.argv[1], dtype=torch.float64)
     distributed.shard(model, device)
