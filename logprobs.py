@@ -29,7 +29,8 @@ def token_logprobs(hidden, weight, targets, temperature: float = 1.0, with_entro
 def _chunk_logits(hidden, weight, temperature):
     """[n, H] -> logits / temperature [n, V] in float32 or wider (bf16 matmul, as an nn.Linear in bf16 would)."""
     logits = hidden @ weight.t()
-    return logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    return logits.div_(temperature)  # a fresh tensor either way: in place
 
 
 class _TokenLogProbs(torch.autograd.Function):
@@ -42,13 +43,16 @@ class _TokenLogProbs(torch.autograd.Function):
         entropy = torch.zeros(n, dtype=out_dtype, device=hidden.device)
         for a in range(0, n, chunk_rows):
             b = min(a + chunk_rows, n)
-            z = _chunk_logits(hidden[a:b], weight, temperature)  # [c, V]
-            lse[a:b] = torch.logsumexp(z, dim=-1)
-            logp[a:b] = z.gather(-1, targets[a:b, None])[:, 0] - lse[a:b]
-            if with_entropy:  # H = lse - sum(p * z)
-                entropy[a:b] = lse[a:b] - (torch.softmax(z, dim=-1) * z).sum(-1)
+            log_p = _chunk_logits(hidden[a:b], weight, temperature)  # [c, V] logits z
+            lse[a:b] = torch.logsumexp(log_p, dim=-1)
+            log_p.sub_(lse[a:b, None])  # z - lse = log p
+            logp[a:b] = log_p.gather(-1, targets[a:b, None])[:, 0]
+            if with_entropy:  # H = -sum(p log p)
+                entropy[a:b] = -torch.linalg.vecdot(log_p.exp(), log_p)
         ctx.save_for_backward(hidden, weight, targets, lse, entropy)
         ctx.temperature, ctx.chunk_rows = temperature, chunk_rows
+        # one chunk only: keep its log p for backward instead of making it again (the same peak as a chunk)
+        ctx.kept_log_p = log_p if n <= chunk_rows and any(ctx.needs_input_grad[:2]) else None
         ctx.set_materialize_grads(False)
         if not with_entropy:
             ctx.mark_non_differentiable(entropy)
@@ -63,17 +67,21 @@ class _TokenLogProbs(torch.autograd.Function):
             return grad_hidden, grad_weight, None, None, None, None
         for a in range(0, hidden.shape[0], ctx.chunk_rows):
             b = min(a + ctx.chunk_rows, hidden.shape[0])
-            log_p = _chunk_logits(hidden[a:b], weight, ctx.temperature) - lse[a:b, None]  # [c, V], recomputed
+            log_p = ctx.kept_log_p  # [c, V]
+            if log_p is None:  # recompute this chunk's log p
+                log_p = _chunk_logits(hidden[a:b], weight, ctx.temperature).sub_(lse[a:b, None])
+            ctx.kept_log_p = None
             p = log_p.exp()
-            # in place on the two [c, V] buffers: log_p becomes grad_z
+            # in place on the two [c, V] buffers
             if grad_entropy is not None:  # dH / dz = -p * (log p + H)
                 grad_z = log_p.add_(entropy[a:b, None]).mul_(p).mul_(-grad_entropy[a:b, None])
+                if grad_logp is not None:  # d logp_t / dz = onehot(t) - p
+                    grad_z.sub_(p.mul_(grad_logp[a:b, None]))
             else:
-                grad_z = log_p.zero_()
-            if grad_logp is not None:  # d logp_t / dz = onehot(t) - p
-                grad_z.sub_(p.mul_(grad_logp[a:b, None]))
+                grad_z = p.mul_(-grad_logp[a:b, None])
+            if grad_logp is not None:
                 grad_z.scatter_add_(-1, targets[a:b, None], grad_logp[a:b, None])
-            del p
+            del p, log_p
             grad_z = grad_z.div_(ctx.temperature).to(weight.dtype)  # through the division by T; matmul dtype
             if grad_hidden is not None:
                 grad_hidden[a:b] = grad_z @ weight
