@@ -91,6 +91,15 @@ def refresh_replica(model, replica):
         del full
 
 
+def set_gradient_sync(model, micro_batch: int, n_micro: int, every_micro_batch: bool):
+    """Before each micro-batch's backward: whether FSDP2 reduce-scatters its gradients now.
+    every_micro_batch: after each backward, into the float32 gradient shards; no unsharded gradient outlives
+      a unit's backward (peak: one unit's), for one more reduce-scatter per micro-batch.
+    otherwise: once, after the last micro-batch; the full unsharded gradients (float32: 30 GB at 8B) are kept
+      in between. Cheaper in communication, for models whose gradients fit (the CPU demos)."""
+    model.set_requires_gradient_sync(every_micro_batch or micro_batch == n_micro - 1)
+
+
 def all_reduce_sum(values: dict, device) -> dict:
     """Sum a dict of floats over ranks (one collective)."""
     keys = sorted(values)

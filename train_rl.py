@@ -105,6 +105,10 @@ def parse_args(argv=None):
     p.add_argument("--rm-shard-above-gb", type=float, default=4.0,
                    help="shard the reward model with FSDP when its weights exceed this many GB (on >1 rank; "
                    "--rm-sharded always shards): frees memory for rollouts, costs all-gathers while scoring")
+    p.add_argument("--grad-sync", choices=["auto", "micro-batch", "step"], default="auto",
+                   help="when FSDP reduce-scatters gradients: after every micro-batch (they stay sharded) or once "
+                   "per step (full float32 gradients kept between micro-batches, 33 GB at 8B, one reduce-scatter "
+                   "fewer per micro-batch); auto: micro-batch for a real checkpoint, step for the demo")
     # logging, checkpoints
     p.add_argument("--sample-every", type=int, default=5, help="steps between writes to samples.jsonl")
     p.add_argument("--save-every", type=int, default=50)
@@ -219,9 +223,7 @@ def update(model, optimizer, rollouts: list[dict], args, world: int, device) -> 
     batches = token_budget_batches([len(r["prompt"]) + len(r["response"]) for r in train], args.micro_batch_tokens)
     sums = {"tokens": 0.0, "clip_low": 0.0, "clip_high": 0.0, "kl_old": 0.0, "entropy": 0.0, "kl_ref": 0.0}
     for i, n, batch in lockstep(batches, device):
-        # FSDP2 reduce-scatters each micro-batch's gradients into the float32 shards as its backward ends:
-        # no unsharded gradient outlives a block's backward (syncing only after the last micro-batch would
-        # keep the full float32 gradients, 33 GB at 8B, across micro-batches), for one more reduce-scatter each.
+        distributed.set_gradient_sync(model, i, n, every_micro_batch=args.grad_sync == "micro-batch")
         chunk = [train[j] for j in batch] if batch is not None else [DUMMY]
         logp, entropy, seq_ids = response_logprobs(model, chunk, args.temperature,
                                                    with_entropy="grad" if args.entropy_coef > 0 else True)
@@ -341,6 +343,8 @@ def main(argv=None, reward_fn=None):
     model = distributed.load_sharded(args.policy, device, dtype, head="lm_head")
     model.set_activation_checkpointing(args.activation_checkpointing == "on" or
                                        (args.activation_checkpointing == "auto" and not demo))
+    if args.grad_sync == "auto":
+        args.grad_sync = "step" if demo else "micro-batch"
     replica = distributed.empty_replica(model, torch.bfloat16 if device.type == "cuda" else dtype, device)
     rm_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     if need_rm:

@@ -122,9 +122,12 @@ import sys, torch, distributed, logprobs, train_rl
 import model as M
 from model import load_model
 from distributed import full_state_dict
-args = train_rl.parse_args(["--dtype", "float64", "--micro-batch-tokens", "40"])
+memory_saving = sys.argv[3:] == ["memory-saving"]
+args = train_rl.parse_args(["--dtype", "float64", "--micro-batch-tokens", "40",
+                            "--grad-sync", "micro-batch" if memory_saving else "step"])
 rank, world, device = distributed.setup()
-if sys.argv[3:] == ["memory-saving"]:  # each rank reads only its shards, blocks recomputed, logits in chunks of 4
+if memory_saving:  # each rank reads only its shards, blocks recomputed, logits in chunks of 4, reduce-scatter
+    # after every micro-batch
     model = distributed.load_sharded(sys.argv[1], device, torch.float64)
     model.set_activation_checkpointing(True)
     logprobs.LOGPROB_CHUNK_ROWS = 4
@@ -187,7 +190,8 @@ def metrics(out):
 
 def test_one_update_on_two_ranks_equals_one_rank(workdir):
     # 1 rank: the whole model loaded, then sharded; log-probs in one chunk; activations kept.
-    # 2 ranks: each reads only its shards, log-probs 4 rows at a time, blocks recomputed in backward.
+    # 2 ranks: each reads only its shards, log-probs 4 rows at a time, blocks recomputed in backward,
+    # gradients reduce-scattered after every micro-batch (1 rank: once per step).
     launch(str(workdir / "update_driver.py"), [str(workdir / "policy"), str(workdir / "one.pt")])
     launch(str(workdir / "update_driver.py"), [str(workdir / "policy"), str(workdir / "two.pt"), "memory-saving"],
            nproc=2)
