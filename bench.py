@@ -4,6 +4,8 @@ here is asserted (speed is measured, not tested).
     python bench.py model                 # CPU: float32, a small Qwen3 shape, a few minutes
     python bench.py model --shape 0.6b    # on a GPU: bf16, Qwen3-0.6B's shape (random weights)
     python bench.py rm                    # reward-model training and scoring, packed vs padded
+    python bench.py memory --policy-shape 8b --rm-shape 8b 4b 1.7b --gpus 8   # analytic GB per rank per phase
+    python bench.py memory --measure      # CPU: the tiny demo's GRPO step, peak RSS at 64 and 256 new tokens
 
 `model` rows:
   forward   a batch of B x T tokens, logits for every position; ours vs Qwen3ForCausalLM (SDPA attention)
@@ -20,11 +22,13 @@ here is asserted (speed is measured, not tested).
 """
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 
 import torch
 
+import logprobs
 import model as M
 from generate import generate
 
@@ -183,7 +187,292 @@ def bench_rm(args):
                 f"micro-batch budget {args.micro_batch_tokens} tokens", rows, "/s", device)
 
 
+# -----------------------------------------------------------------------------
+# memory: the analytic plan per phase of a train_rl step, and the measured peak RSS of the tiny demo step
+
+MEMORY_SHAPES = {**{k: v for k, v in SHAPES.items() if k != "small"},  # Qwen3 configs (hidden, MLP, layers, heads)
+                 "1.7b": dict(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16,
+                              num_key_value_heads=8, head_dim=128, tie_word_embeddings=True),
+                 "4b": dict(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
+                            num_key_value_heads=8, head_dim=128, tie_word_embeddings=True)}
+GB = 1e9
+
+
+def block_activation_bytes_per_token(cfg) -> int:
+    """What autograd keeps per token for one block in bf16 compute (float32 inside the RMSNorms): both
+    RMSNorms (float32 input + bf16 output), q/k/v projections, q/k norms (float32 in, bf16 out), the
+    rotate-half copies and roped q, k, the attention output and its reshaped copy, and the MLP's gate, up,
+    silu(gate) and product. About 222 KiB at 8B (the issue's review estimated ~210 KiB)."""
+    h, inter = cfg.hidden_size, cfg.intermediate_size
+    q, kv = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
+    return 2 * 6 * h + 2 * (q + 2 * kv) + 6 * (q + kv) + 2 * 2 * (q + kv) + 2 * 2 * q + 4 * 2 * inter
+
+
+def memory_plan(a) -> list[tuple[str, float, float, str]]:
+    """(phase, bytes per rank today, bytes per rank with this branch's choices, what holds it)."""
+    from model import Qwen3Config, param_count
+    pol = Qwen3Config(**MEMORY_SHAPES[a.policy_shape])
+    rmc = Qwen3Config(**MEMORY_SHAPES[a.rm_shape])
+    P, P_rm, K, V, H, L = (param_count(pol), param_count(rmc, "score"), a.gpus, pol.vocab_size, pol.hidden_size,
+                           pol.num_hidden_layers)
+    P_root = param_count(Qwen3Config(**{**MEMORY_SHAPES[a.policy_shape], "num_hidden_layers": 0}))  # embed, head
+    P_block = (P - P_root) / L
+    rows = a.prompts_per_step // K * a.group_size  # responses per rank
+    positions = a.max_prompt_len + a.max_new_tokens
+    # an over-budget sequence gets a micro-batch of its own: the longest micro-batch is the longer of the two
+    T = max(a.micro_batch_tokens, positions)
+    T_resp = min(T, a.micro_batch_tokens) if a.micro_batch_tokens >= positions else a.max_new_tokens
+    rm_sharded = a.rm_sharded == "on" or (a.rm_sharded == "auto" and K > 1 and 2 * P_rm > a.rm_shard_above_gb * 2**30)
+    act_block = block_activation_bytes_per_token(pol)
+
+    # steady state, outside any phase's transients
+    shards = 4 * P / K  # float32 master weights, FSDP shards
+    adam = 8 * P / K  # AdamW m and v, float32 shards
+    replica = 2 * P  # bf16, full, for generation
+    rm_today, rm_now = 2 * P_rm, (2 * P_rm / K if rm_sharded else 2 * P_rm)
+    ref = 4 * P / K if a.kl_coef else 0.0
+    resident_today = shards + adam + replica + rm_today + ref
+    resident_now = shards + adam + replica + rm_now + ref
+    # FSDP2 all-gathers in bf16: the root unit (embedding, head) stays gathered through forward and backward
+    gathered = 2 * P_root + 2 * 2 * P_block  # + the current block and the prefetched next one
+    # one unit's unsharded gradient: bf16 as computed, a float32 copy for the reduce-scatter, its output
+    unit_grad = max(P_root, P_block) * (2 + 4 + 4 / K)
+
+    # rollout: the KV cache (bf16) of the rows generated at once, plus the decode step's logits and sampling
+    kv_per_row = 2 * L * pol.num_key_value_heads * pol.head_dim * 2 * positions
+    decode_per_row = 3 * 4 * V
+    rollout_today = resident_today + rows * (kv_per_row + decode_per_row)
+    room = a.budget_gb * GB - resident_now
+    fit = a.rollout_rows or max(1, min(rows, int(room // (kv_per_row + decode_per_row))))
+    rollout_now = resident_now + fit * (kv_per_row + decode_per_row)
+
+    # log-probs: today [response tokens, V] float32 logits, log-softmax, exp for the entropy, its grads
+    logits_today = 16 * V * T_resp
+    chunk = a.logprob_chunk_rows * V * 18  # a chunk's bf16 matmul + float32 logits, logsumexp, softmax, product
+    chunk_backward = a.logprob_chunk_rows * V * 16  # recomputed logits, log p, p, grad in bf16
+    no_grad_layer = T * (4 * H + 3 * 2 * pol.intermediate_size)  # one block's transients, nothing kept
+    logprobs_today = resident_today + gathered + no_grad_layer + 12 * V * T_resp
+    logprobs_now = resident_now + gathered + no_grad_layer + chunk
+
+    grads_sharded = 4 * P / K
+    acts_today = L * act_block * T
+    acts_now = (L * 2 * H * T + act_block * T) if not a.no_activation_checkpointing else acts_today
+    update_today = resident_today + grads_sharded + gathered + acts_today + logits_today + 4 * P
+    update_now = resident_now + grads_sharded + gathered + acts_now + max(chunk, chunk_backward) + unit_grad
+    accumulate_today = 4 * P  # set_requires_gradient_sync(False): full unsharded float32 gradients
+    accumulate_now = unit_grad
+
+    startup_today = 4 * P + 2 * P + 2 * P_rm + (4 * P if a.kl_coef else 0) + shards  # full loads, then shard
+    startup_now = shards + replica + rm_now + ref + 4 * max(V * H, pol.intermediate_size * H) / K
+    plan = [
+        ("rollout", rollout_today, rollout_now,
+         f"KV cache {kv_per_row / GB:.2f} GB per row at {positions} positions: {rows} rows at once today; "
+         f"{fit} rows per chunk fit under {a.budget_gb:g} GB"),
+        ("update", update_today, update_now,
+         f"micro-batch of {T} tokens: activations {acts_today / GB:.1f} GB without checkpointing, "
+         f"{acts_now / GB:.1f} GB with; grads {grads_sharded / GB:.1f} GB sharded"),
+        ("log-probs", logprobs_today, logprobs_now,
+         f"[{T_resp} response tokens, {V}] float32 logits today; chunks of {a.logprob_chunk_rows} rows now"),
+        ("grad accumulation", accumulate_today, accumulate_now,
+         "full float32 gradients kept across micro-batches today; one unit's gradients, reduce-scattered now"),
+        ("resident", resident_today, resident_now,
+         f"policy shards {shards / GB:.1f} + Adam {adam / GB:.1f} + bf16 replica {replica / GB:.1f} + RM "
+         f"{rm_now / GB:.1f}{' (FSDP-sharded)' if rm_sharded else ''}{f' + reference {ref / GB:.1f}' if ref else ''}"),
+        ("start-up", startup_today, startup_now,
+         "full fp32 policy, replica, RM (and reference) on every rank today; this rank's shards read from the "
+         "files now, the replica allocated once"),
+    ]
+    return plan, dict(P=P, P_rm=P_rm, rm_sharded=rm_sharded, fit=fit, rows=rows)
+
+
+def print_memory_plan(a):
+    plan, info = memory_plan(a)
+    print(f"\npolicy Qwen3-{a.policy_shape} ({info['P'] / 1e9:.2f}B), RM Qwen3-{a.rm_shape} ({info['P_rm'] / 1e9:.2f}B), "
+          f"{a.gpus} GPUs, {a.prompts_per_step} prompts x {a.group_size} samples ({info['rows']} responses per rank), "
+          f"prompt <= {a.max_prompt_len} + {a.max_new_tokens} new tokens, micro-batches of {a.micro_batch_tokens} "
+          f"tokens, activation checkpointing {'off' if a.no_activation_checkpointing else 'on'}; "
+          f"analytic GB (1e9 bytes) per rank, peak of each phase")
+    print(f"| {'phase':<18} | {'today GB':>9} | {'this branch GB':>14} | what holds it |")
+    print(f"|{'-' * 20}|{'-' * 11}|{'-' * 16}|{'-' * 15}|")
+    for phase, today, now, what in plan:
+        print(f"| {phase:<18} | {today / GB:>9.1f} | {now / GB:>14.1f} | {what} |")
+    peak = max(now for phase, _, now, _ in plan if phase != "grad accumulation")
+    print(f"peak {peak / GB:.1f} GB per rank against a {a.budget_gb:g} GB budget: "
+          f"{'fits' if peak <= a.budget_gb * GB else 'DOES NOT FIT'}")
+
+
+def print_time_costs(a):
+    """What each memory choice costs in time, from the shapes and stated H100 figures (analytic, unmeasured)."""
+    from model import Qwen3Config, param_count
+    plan, info = memory_plan(a)
+    pol = Qwen3Config(**MEMORY_SHAPES[a.policy_shape])
+    P, P_rm, K = info["P"], info["P_rm"], a.gpus
+    P_head = pol.vocab_size * pol.hidden_size
+    flops, hbm, link = 0.4 * 989e12, 3.35e12, 150e9  # H100: 40% of dense bf16 peak, HBM, NVLink collective bus
+    micro_s = 6 * P * a.micro_batch_tokens / flops
+    chunks = -(-info["rows"] // info["fit"])
+    with torch.device("meta"):
+        n_tensors = len(list(M.Qwen3(pol).parameters()))
+    print(f"\nwhat each choice costs in time (analytic; H100 at 40% of bf16 peak, {hbm / 1e12:.2f} TB/s HBM, "
+          f"{link / 1e9:.0f} GB/s NVLink collectives; not measured: no GPU in this session)")
+    print(f"- activation checkpointing: one more forward of the blocks in the update, +{(2 * (P - P_head)) / (6 * P):.0%} "
+          f"of its FLOPs (a {a.micro_batch_tokens}-token micro-batch: {micro_s:.2f} s -> "
+          f"{micro_s * (8 * P - 2 * P_head) / (6 * P):.2f} s)")
+    print(f"- chunked log-probs: the head matmul once more in backward, +{2 * P_head / (6 * P):.1%} of update FLOPs; "
+          f"no [tokens, vocab] tensor is written to or read from memory")
+    print(f"- reduce-scatter per micro-batch: {4 * P * (K - 1) / K / 1e9:.1f} GB more traffic per rank per "
+          f"micro-batch ({4 * P * (K - 1) / K / link:.2f} s at the link rate), overlapped by FSDP2 with the "
+          f"{micro_s:.2f} s forward and backward")
+    if info["rm_sharded"]:
+        print(f"- sharded RM: one all-gather of its {2 * P_rm / 1e9:.1f} GB per scoring micro-batch "
+              f"({2 * P_rm * (K - 1) / K / link:.2f} s each); it frees {2 * P_rm * (K - 1) / K / 1e9:.1f} GB per rank "
+              f"for KV cache")
+    print(f"- replica refresh per parameter in bf16: {2 * P / 1e9:.1f} GB gathered per rank instead of "
+          f"{4 * P / 1e9:.1f} GB in float32 (faster than before), {n_tensors} "
+          f"collectives instead of one bulk gather (~latency only)")
+    print(f"- rollouts in chunks of {info['fit']} rows ({chunks} chunks for {info['rows']} rows, generate.py): "
+          f"the weights are read once per token per chunk, so full-length responses cost about "
+          f"{chunks - 1} x {a.max_new_tokens} x {2 * P / hbm * 1e3:.1f} ms = "
+          f"{(chunks - 1) * a.max_new_tokens * 2 * P / hbm / 60:.0f} min more per step than one batch would (which "
+          f"would need {info['rows'] * 2 * 2 * pol.num_hidden_layers * pol.num_key_value_heads * pol.head_dim * (a.max_prompt_len + a.max_new_tokens) / 1e9:.0f} GB); "
+          f"the KV cache reads, the bulk of long-context decoding, are the same either way")
+
+
+def memory_measure_one(a):
+    """One GRPO step of the tiny demo policy in this process; prints its peak RSS (JSON)."""
+    import json
+    import resource
+    import train_rl
+    import distributed
+    from tokenizer import load_tokenizer, render_prompt
+    from data import load_problems
+
+    torch.manual_seed(0)
+    rank, world, device = distributed.setup()
+    tok = load_tokenizer()
+    policy = M.init_weights(M.Qwen3(M.tiny_config()), seed=0)
+    replica = M.init_weights(M.Qwen3(M.tiny_config()), seed=0).eval()
+    distributed.shard(policy, device)
+    args = train_rl.parse_args([])
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-4)
+    if a.variant == "before":  # the full-vocabulary log-softmax this branch replaced
+        train_rl.response_logprobs = full_vocabulary_response_logprobs
+    problems = load_problems("humaneval", split="train")[:2]
+    prompts = [tok.encode(render_prompt(p.question, enable_thinking=False)) for p in problems]
+    rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out = generate(replica, prompts, num_samples=8, max_new_tokens=a.new_tokens, temperature=0.6, top_k=20,
+                   top_p=0.95, stop_ids=(), seed=0)  # no stop ids: every response is max_new_tokens long
+    g = torch.Generator().manual_seed(1)
+    rollouts = [{"prompt": prompts[row // 8], "response": out.tokens[row, : int(out.lengths[row])].tolist(),
+                 "adv": float(torch.randn(1, generator=g)), "mask": 1.0} for row in range(16)]
+    train_rl.fill_logprobs(policy, rollouts, "old_logp", args, device)
+    for k in range(args.mini_batches):
+        train_rl.update(policy, optimizer, rollouts[k * 8 : (k + 1) * 8], args, world, device)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"variant": a.variant, "new_tokens": a.new_tokens, "responses": len(rollouts),
+                      "response_tokens": sum(len(r["response"]) for r in rollouts), "rss_start": rss_start,
+                      "peak_rss": peak}))
+    distributed.teardown()
+
+
+def full_vocabulary_response_logprobs(model, rollouts, temperature, with_entropy=False):
+    """train_rl.response_logprobs before this branch: [N, V] float32 logits, log_softmax, exp for the entropy."""
+    device = next(model.parameters()).device
+    ids, lens, head_at, targets, seq_ids, offset = [], [], [], [], [], 0
+    for i, r in enumerate(rollouts):
+        p, n = len(r["prompt"]), len(r["response"])
+        ids += r["prompt"] + r["response"]
+        lens.append(p + n)
+        head_at += range(offset + p - 1, offset + p + n - 1)
+        targets += r["response"]
+        seq_ids += [i] * n
+        offset += p + n
+    logits = model(torch.tensor(ids, device=device)[None], seq_lens=lens,
+                   head_at=torch.tensor(head_at, device=device)).float() / temperature  # [N, V]
+    logp_all = torch.log_softmax(logits, dim=-1)
+    logp = logp_all.gather(-1, torch.tensor(targets, device=device)[:, None])[:, 0]
+    entropy = None
+    if with_entropy:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and with_entropy == "grad"):
+            entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, entropy, torch.tensor(seq_ids, device=device)
+
+
+def memory_measure(a):
+    """Each (variant, length) in a fresh process, so that each peak RSS is that step's own."""
+    import json
+    import os
+    import subprocess
+    import sys
+    results = []
+    for variant in ("before", "after"):
+        for n in a.measure_tokens:
+            env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+            for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+                env.pop(k, None)
+            proc = subprocess.run([sys.executable, __file__, "memory", "--measure-one", "--variant", variant,
+                                   "--new-tokens", str(n)], capture_output=True, text=True, env=env)
+            if proc.returncode:
+                raise RuntimeError(proc.stderr[-3000:])
+            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    print(f"\none GRPO step of the tiny demo policy (vocab 151,936), 16 responses (2 prompts x 8), no stop: "
+          f"generate, old log-probs, {train_rl_mini_batches()} mini-batch updates; 1 rank, CPU, fresh process each")
+    print(f"| {'log-probs':<36} | {'new tokens':>10} | {'response tokens':>15} | {'peak RSS GB':>11} | "
+          f"{'growth from first GB':>20} |")
+    print(f"|{'-' * 38}|{'-' * 12}|{'-' * 17}|{'-' * 13}|{'-' * 22}|")
+    names = {"before": "full [N, V] log-softmax (before)", "after": "chunked with recompute (this branch)"}
+    for r in results:
+        first = next(x for x in results if x["variant"] == r["variant"])
+        print(f"| {names[r['variant']]:<36} | {r['new_tokens']:>10} | {r['response_tokens']:>15} | "
+              f"{r['peak_rss'] / GB:>11.2f} | {(r['peak_rss'] - first['peak_rss']) / GB:>20.2f} |")
+
+
+def train_rl_mini_batches():
+    import train_rl
+    return train_rl.parse_args([]).mini_batches
+
+
+def bench_memory(argv):
+    p = argparse.ArgumentParser(prog="bench.py memory", description="the memory plan of a train_rl step per rank "
+                                "(analytic), or with --measure the tiny demo step's peak RSS before and after")
+    p.add_argument("--policy-shape", choices=MEMORY_SHAPES, default="8b", help="the policy's Qwen3 shape")
+    p.add_argument("--rm-shape", choices=MEMORY_SHAPES, nargs="+", default=["8b", "4b", "1.7b"],
+                   help="reward-model shapes, one table each")
+    p.add_argument("--gpus", type=int, default=8, help="ranks (one GPU each)")
+    p.add_argument("--prompts-per-step", type=int, default=128, help="over all ranks, as train_rl.py")
+    p.add_argument("--group-size", type=int, default=8, help="samples per prompt")
+    p.add_argument("--max-new-tokens", type=int, default=16384, help="response length")
+    p.add_argument("--max-prompt-len", type=int, default=4096, help="prompt length that the KV cache is sized for")
+    p.add_argument("--micro-batch-tokens", type=int, default=8192, help="train_rl.py's token budget")
+    p.add_argument("--logprob-chunk-rows", type=int, default=logprobs.LOGPROB_CHUNK_ROWS, help="logprobs.LOGPROB_CHUNK_ROWS")
+    p.add_argument("--rm-sharded", choices=["auto", "on", "off"], default="auto",
+                   help="auto: as train_rl.py, sharded above --rm-shard-above-gb on more than one rank")
+    p.add_argument("--rm-shard-above-gb", type=float, default=4.0, help="as train_rl.py")
+    p.add_argument("--kl-coef", type=float, default=0.0, help="> 0 adds the reference policy's shards")
+    p.add_argument("--no-activation-checkpointing", action="store_true", help="plan without it")
+    p.add_argument("--rollout-rows", type=int, default=None, help="rows generated at once (default: what fits)")
+    p.add_argument("--budget-gb", type=float, default=70.0, help="per-GPU goal the rollout chunk is sized to")
+    p.add_argument("--measure", action="store_true", help="measure the tiny demo step's peak RSS (CPU) instead")
+    p.add_argument("--measure-tokens", type=int, nargs="+", default=[64, 256], help="--measure: new tokens")
+    p.add_argument("--measure-one", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--variant", choices=["before", "after"], default="after", help=argparse.SUPPRESS)
+    p.add_argument("--new-tokens", type=int, default=64, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.measure_one:
+        return memory_measure_one(a)
+    if a.measure:
+        return memory_measure(a)
+    for rm_shape in a.rm_shape:
+        print_memory_plan(argparse.Namespace(**{**vars(a), "rm_shape": rm_shape}))
+    print_time_costs(argparse.Namespace(**{**vars(a), "rm_shape": a.rm_shape[0]}))
+
+
+# -----------------------------------------------------------------------------
+
+
 def main():
+    if sys.argv[1:2] == ["memory"]:  # its own flags
+        return bench_memory(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["model", "rm"])
     parser.add_argument("--shape", choices=SHAPES, default="small")

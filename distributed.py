@@ -57,6 +57,49 @@ def shard(model: torch.nn.Module, device: torch.device):
     return model
 
 
+def load_sharded(name_or_path: str, device: torch.device, dtype, head: str = "lm_head", new_head_std=None):
+    """An HF checkpoint straight into FSDP2 shards: built on the meta device, sharded there, then each rank
+    allocates and reads (safetensors slices) only its own rows of every parameter. No rank ever holds the
+    whole model; start-up memory is this rank's 1/K of the weights."""
+    from model import load_model
+    return load_model(name_or_path, dtype=dtype, device=device, head=head, new_head_std=new_head_std,
+                      shard=lambda model: shard(model, device))
+
+
+def empty_replica(model, dtype, device: torch.device):
+    """A plain (unsharded) model of `model`'s shape in `dtype`, its memory allocated but not filled:
+    `refresh_replica` writes the weights (so start-up reads the checkpoint once, for the sharded model)."""
+    from model import Qwen3
+    with torch.device("meta"):
+        replica = Qwen3(model.cfg, model.head_name).to(dtype)
+    replica.to_empty(device=device)
+    replica.tie_weights()
+    return replica.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def refresh_replica(model, replica):
+    """Copy the FSDP model's weights into the replica one parameter at a time: each rank casts its shard
+    to the replica's dtype (bf16 on CUDA), all-gathers that one parameter, copies it in and frees it. Peak
+    beyond the replica: one full parameter in the replica's dtype (the embedding, 1.2 GB at 8B in bf16),
+    never a full float32 state dict. A collective: every rank calls it."""
+    targets = dict(replica.named_parameters())  # tied weights once, under the same names as the model's
+    for name, param in model.named_parameters():
+        dst = targets[name]
+        full = param.to(dst.dtype).full_tensor() if hasattr(param, "full_tensor") else param
+        dst.copy_(full)
+        del full
+
+
+def set_gradient_sync(model, micro_batch: int, n_micro: int, every_micro_batch: bool):
+    """Before each micro-batch's backward: whether FSDP2 reduce-scatters its gradients now.
+    every_micro_batch: after each backward, into the float32 gradient shards; no unsharded gradient outlives
+      a unit's backward (peak: one unit's), for one more reduce-scatter per micro-batch.
+    otherwise: once, after the last micro-batch; the full unsharded gradients (float32: 30 GB at 8B) are kept
+      in between. Cheaper in communication, for models whose gradients fit (the CPU demos)."""
+    model.set_requires_gradient_sync(every_micro_batch or micro_batch == n_micro - 1)
+
+
 def all_reduce_sum(values: dict, device) -> dict:
     """Sum a dict of floats over ranks (one collective)."""
     keys = sorted(values)

@@ -15,9 +15,15 @@ Three ways to call the same weights:
                                     0 for each and attention stays inside each (block-diagonal causal)
   - model(ids, cache=..., ...)      KV-cached decoding, used by generate.py
 
+Training memory: `model(..., head_at=, targets=)` returns log-probs and entropy of chosen tokens through
+logprobs.token_logprobs, never holding [tokens, vocab] logits; `set_activation_checkpointing` recomputes
+each block in backward; on CUDA packed rows attend through a flex-attention BlockMask built from the
+sequence boundaries (no N x N mask).
+
 Checkpoints: `load_model(name_or_path)` reads an HF directory or hub id (single file or sharded,
 `Qwen3ForCausalLM` or `Qwen3ForSequenceClassification`), building on the meta device and materialising
-once, so an 8B model is never held twice. `save_model` writes what transformers and vLLM read.
+once, so an 8B model is never held twice (with `shard=`, each rank reads only its FSDP shards).
+`save_model` writes what transformers and vLLM read.
 
     python model.py        # demo: write a tiny random Qwen3, load it back, chat-format a prompt, sample
 """
@@ -28,8 +34,10 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from hub import local_dir
+from logprobs import token_logprobs
 
 # -----------------------------------------------------------------------------
 # Config
@@ -182,8 +190,16 @@ class Block(nn.Module):
         self.self_attn = Attention(cfg, layer_idx)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.mlp = MLP(cfg)
+        self.checkpointing = False  # set by Qwen3.set_activation_checkpointing
 
     def forward(self, x, cos, sin, mask, cache=None, positions=None):
+        if self.checkpointing and cache is None and torch.is_grad_enabled():
+            # keep only this block's input; backward runs the block again. Inside forward, so under FSDP2 the
+            # block's pre-backward all-gather has already run when the recomputation needs the weights.
+            return checkpoint(self.block_forward, x, cos, sin, mask, use_reentrant=False)
+        return self.block_forward(x, cos, sin, mask, cache, positions)
+
+    def block_forward(self, x, cos, sin, mask, cache=None, positions=None):
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, positions)
         return x + self.mlp(self.post_attention_layernorm(x))
 
@@ -246,13 +262,27 @@ class Qwen3(nn.Module):
             positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
         return self.model(input_ids, positions, mask, cache)
 
-    def forward(self, input_ids, seq_lens=None, positions=None, mask=None, cache=None, head_at=None):
+    def set_activation_checkpointing(self, enabled: bool = True):
+        """Recompute each block in backward instead of keeping its activations: the forward of a training
+        micro-batch then keeps one [T, hidden] input per block (plus one block's activations during its
+        backward) at the cost of a second forward pass of the blocks (about +33% of their compute)."""
+        for block in self.model.layers:
+            block.checkpointing = enabled
+        return self
+
+    def forward(self, input_ids, seq_lens=None, positions=None, mask=None, cache=None, head_at=None,
+                targets=None, temperature: float = 1.0, with_entropy: bool = False):
         """input_ids [B, T] -> logits [B, T, V] (scores [B, T, num_labels] for the score head).
         head_at: flat indices into the B*T positions; the head runs only there -> [len(head_at), V].
+        targets [len(head_at)] (with head_at): instead of logits, the log-probs of the targets under
+        logits / temperature and the entropy (None unless with_entropy), through `token_logprobs`, which
+        never holds more than a chunk of rows of logits -> (logp [n], entropy [n] or None).
         (Under FSDP call the model, not `hidden_states`: the root's parameters are gathered in forward.)"""
         hidden = self.hidden_states(input_ids, seq_lens, positions, mask, cache)
         if head_at is not None:
             hidden = hidden.flatten(0, 1)[head_at]  # [len(head_at), H]
+        if targets is not None:
+            return token_logprobs(hidden, self.head.weight, targets, temperature, with_entropy)
         return self.head(hidden)
 
 
@@ -301,18 +331,48 @@ def packed_positions_and_mask(seq_lens, device, total: int | None = None):
     positions = torch.arange(total, device=device) - starts[seq_id]  # [N]
     kind = PACKED_ATTENTION if PACKED_ATTENTION != "auto" else ("flex" if device.type == "cuda" else "spans")
     if kind == "flex":
-        from torch.nn.attention.flex_attention import create_block_mask
-
-        def same_sequence_causal(b, h, q_idx, kv_idx):
-            return (seq_id[q_idx] == seq_id[kv_idx]) & (q_idx >= kv_idx)
-
-        mask = create_block_mask(same_sequence_causal, None, None, total, total, device=str(device))
+        mask = packed_block_mask(seq_id, total)
     elif kind == "spans":
         mask = SequenceSpans(zip((ends - lens).tolist(), ends.tolist()))
     else:
         causal = torch.ones(total, total, dtype=torch.bool, device=device).tril_()
         mask = ((seq_id[:, None] == seq_id[None, :]) & causal)[None, None]  # [1, 1, N, N]
     return positions[None], mask
+
+
+def packed_block_mask(seq_id: torch.Tensor, total: int, block: int = 128):
+    """The flex-attention BlockMask of a packed row (block-diagonal causal), built from the sequence
+    boundaries in O((N / block)^2) memory, never an N x N mask (`create_block_mask` evaluates the mask at
+    every (q, kv) pair unless compiled: 4 GiB of bools for a 64K-token row).
+
+    seq_id [N]: the sequence of each token (non-decreasing, every sequence non-empty). A (q block, kv block)
+    pair is visited when kv block <= q block and the two share a sequence; it is "full" (the mask is not
+    evaluated inside it) when both blocks lie whole inside one sequence and the kv block is strictly earlier.
+    """
+    from torch.nn.attention.flex_attention import BlockMask
+
+    n_blocks = -(-total // block)
+    starts = torch.arange(n_blocks, device=seq_id.device) * block
+    first = seq_id[starts]  # [n_blocks] sequence of each block's first token
+    last = seq_id[(starts + block - 1).clamp(max=total - 1)]  # and of its last
+    complete = starts + block <= total  # a short last block is never "full"
+    q, kv = torch.arange(n_blocks, device=seq_id.device)[:, None], torch.arange(n_blocks, device=seq_id.device)[None]
+    share = (first[None] <= last[:, None]) & (last[None] >= first[:, None])  # [nq, nkv] sequence ranges overlap
+    visited = share & (kv <= q)
+    one_sequence = (first == last) & complete
+    full = visited & (kv < q) & one_sequence[:, None] & one_sequence[None] & (first[:, None] == first[None])
+    partial = visited & ~full
+
+    def as_indices(blocks):  # [nq, nkv] bool -> counts [1, 1, nq], indices [1, 1, nq, nkv] (listed ones first)
+        counts = blocks.sum(-1, dtype=torch.int32)
+        order = torch.argsort((~blocks).to(torch.int8), dim=-1, stable=True).to(torch.int32)
+        return counts[None, None], order[None, None]
+
+    def same_sequence_causal(b, h, q_idx, kv_idx):
+        return (seq_id[q_idx] == seq_id[kv_idx]) & (q_idx >= kv_idx)
+
+    return BlockMask.from_kv_blocks(*as_indices(partial), *as_indices(full), BLOCK_SIZE=block,
+                                    mask_mod=same_sequence_causal, seq_lengths=(total, total))
 
 
 # -----------------------------------------------------------------------------
@@ -349,13 +409,15 @@ def read_config(ckpt_dir: str) -> tuple[Qwen3Config, dict]:
 
 
 def load_model(name_or_path: str, dtype=None, device=None, head: str | None = None,
-               new_head_std: float | None = None) -> Qwen3:
+               new_head_std: float | None = None, shard=None) -> Qwen3:
     """Load an HF Qwen3 checkpoint (a directory or a hub id) into `Qwen3`.
 
     dtype: None keeps the checkpoint's stored dtype. head: None picks it from config.json's architectures
     (`score` for Qwen3ForSequenceClassification, else `lm_head`). A checkpoint without the requested head
     (a causal LM asked for as a reward model) is an error unless `new_head_std` is given: then the
     checkpoint's other head is ignored and the requested one drawn from normal(0, new_head_std).
+    shard: applied to the model while it is still on the meta device (distributed.shard, FSDP2); each rank
+    then allocates only its shards and reads only their rows from the files (distributed.load_sharded).
     """
     ckpt_dir = local_dir(name_or_path, allow_patterns=["*.json", "*.safetensors"])
     cfg, hf = read_config(ckpt_dir)
@@ -365,14 +427,21 @@ def load_model(name_or_path: str, dtype=None, device=None, head: str | None = No
     device = torch.device(device or "cpu")
     with torch.device("meta"):
         model = Qwen3(cfg, head).to(dtype)  # no memory yet
-    model.to_empty(device=device)  # allocated once, in the final dtype, filled below
-    model.tie_weights()  # to_empty gives each module its own tensor: share embed and lm_head again
+    if shard is not None:
+        shard(model)  # parameters become sharded DTensors, still on meta
+    model.to_empty(device=device)  # allocated once (this rank's shards), in the final dtype, filled below
+    if shard is None:
+        model.tie_weights()  # to_empty gives each module its own tensor: share embed and lm_head again
+    elif head == "lm_head" and cfg.tie_word_embeddings and model.lm_head.weight is not model.model.embed_tokens.weight:
+        raise RuntimeError("this torch's FSDP untied embed_tokens and lm_head in to_empty")
     files = checkpoint_files(ckpt_dir)
     if new_head_std is not None and not checkpoint_has(files, f"{head}.weight"):
         other = "score.weight" if head == "lm_head" else "lm_head.weight"
         load_weights(model, files, ignore={other}, allow_missing={f"{head}.weight"})
-        with torch.no_grad():
-            model.head.weight.normal_(0.0, new_head_std)
+        with torch.no_grad():  # drawn whole on the CPU (the same on every rank), then this rank's rows kept
+            drawn = torch.empty(model.head.weight.shape, dtype=dtype).normal_(0.0, new_head_std)
+            rows = local_rows(model.head.weight)
+            local(model.head.weight).copy_(drawn[rows])
     else:
         load_weights(model, files)
     return model.eval()
@@ -402,16 +471,36 @@ def load_weights(model: nn.Module, files: list[str], ignore=frozenset(), allow_m
                     continue  # a tied model's file may carry a copy of the embedding as lm_head: HF ignores it
                 if key not in params:
                     raise KeyError(f"{path}: unexpected key {key!r} (not a parameter of {type(model).__name__})")
-                shape = tuple(f.get_slice(key).get_shape())
+                stored = f.get_slice(key)
+                shape = tuple(stored.get_shape())
                 if shape != tuple(params[key].shape):
                     raise ValueError(f"{path}: {key} has shape {list(shape)} in the checkpoint but "
                                      f"{list(params[key].shape)} in the model")
-                with torch.no_grad():
-                    params[key].copy_(f.get_tensor(key))
+                with torch.no_grad():  # a sharded parameter reads only its own rows
+                    rows = local_rows(params[key])
+                    local(params[key]).copy_(stored[rows])
                 loaded.add(key)
     missing = sorted(set(params) - loaded - set(allow_missing))
     if missing:
         raise KeyError(f"{', '.join(files)}: missing keys {missing}")
+
+
+def local(param: torch.Tensor) -> torch.Tensor:
+    """This rank's part of a parameter: the local shard of an FSDP2 DTensor, else the tensor itself."""
+    return param.to_local() if hasattr(param, "to_local") else param
+
+
+def local_rows(param: torch.Tensor) -> slice:
+    """The rows (dim 0) of the whole parameter that this rank holds. FSDP2 shards dim 0 as torch.chunk
+    does: ceil(rows / ranks) rows each, the last ranks fewer or none."""
+    if not hasattr(param, "to_local") or not param.dim():
+        return slice(None)
+    (placement,), mesh = param.placements, param.device_mesh
+    if not placement.is_shard(0):
+        raise ValueError(f"expected a parameter sharded on dim 0, got {placement}")
+    per_rank = -(-param.shape[0] // mesh.size())
+    start = min(mesh.get_local_rank() * per_rank, param.shape[0])
+    return slice(start, start + param.to_local().shape[0])
 
 
 def save_model(model: Qwen3, out_dir: str, state_dict: dict | None = None, dtype=None,
@@ -465,6 +554,12 @@ def init_weights(model: Qwen3, std: float = 0.02, seed: int = 0):
             else:
                 p.copy_(torch.randn(p.shape, generator=g) * std)
     return model
+
+
+def param_count(cfg: Qwen3Config, head: str = "lm_head") -> int:
+    """Parameters of a Qwen3 of this config (tied weights once), counted on the meta device."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in Qwen3(cfg, head).parameters())
 
 
 def tiny_config(vocab_size: int = 151936, **overrides) -> Qwen3Config:

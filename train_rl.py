@@ -26,9 +26,10 @@ Where this differs from textbook PPO/GRPO, and why:
     against a frozen reference, loaded only then. --no-std drops the std normalisation (Dr. GRPO).
   - Log-probs for the ratio are computed from logits / temperature (as verl does), the distribution the
     sampler drew from before top-k/top-p; the old log-probs come from the training model, not the sampler.
-  - Rollouts use a plain (unsharded) replica of the policy on every rank, refreshed with one all-gather of
-    the FSDP shards per step; generating through FSDP would all-gather every layer at every token. It
-    costs one full copy of the weights per rank, which fits for the sizes the paper trains.
+  - Rollouts use a plain (unsharded) replica of the policy on every rank, refreshed each step one
+    parameter at a time (cast to bf16 on each shard, then all-gathered); generating through FSDP would
+    all-gather every layer at every token. It costs one full bf16 copy of the weights per rank (16 GB at
+    8B), which fits with the paper's sizes; a reward model above --rm-shard-above-gb is FSDP-sharded.
   - Learning rate: verl's constant schedule with warm-up, counted in RL steps (one scheduler step per
     rollout, however many mini-batches it has): lr x min(1, step / 10), so the first step runs at lr 0.
   - The log-ratio is clamped to [-20, 20] before exp (verl); an optimizer step whose gradient norm is not
@@ -54,7 +55,8 @@ import distributed
 from data import load_problems
 from extract import extract_code
 from generate import generate
-from model import Qwen3, init_weights, load_model, save_model, tiny_config
+from hub import local_dir
+from model import Qwen3, init_weights, param_count, read_config, save_model, tiny_config
 from reward import RewardModel, packed_last_token_scores, shaped_reward, token_budget_batches
 from tokenizer import load_tokenizer
 
@@ -108,14 +110,24 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=None, help="RL steps (default 250; demo 8)")
     p.add_argument("--mini-batches", type=int, default=2, help="optimizer steps per rollout")
     p.add_argument("--micro-batch-tokens", type=int, default=8192,
-                   help="token budget of a packed micro-batch; the update holds float32 [response tokens, vocab] "
-                   "log-probs (about 5 GB at 8192 x 151936), so lower it for long responses on small GPUs")
+                   help="token budget of a packed micro-batch: activations grow with it (logits do not: they "
+                   "are made a chunk of rows at a time, logprobs.token_logprobs); see `python bench.py memory`")
     p.add_argument("--lr", type=float, default=None, help="default 1e-6 (demo 1e-4)")
     p.add_argument("--warmup-steps", type=int, default=10)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="master weights")
+    p.add_argument("--activation-checkpointing", choices=["auto", "on", "off"], default="auto",
+                   help="recompute each block in backward (about +33%% block compute, activations kept: one "
+                   "[tokens, hidden] per block); auto: on for a real policy, off for the demo")
+    p.add_argument("--rm-shard-above-gb", type=float, default=4.0,
+                   help="shard the reward model with FSDP when its weights exceed this many GB (on >1 rank; "
+                   "--rm-sharded always shards): frees memory for rollouts, costs all-gathers while scoring")
+    p.add_argument("--grad-sync", choices=["auto", "micro-batch", "step"], default="auto",
+                   help="when FSDP reduce-scatters gradients: after every micro-batch (they stay sharded) or once "
+                   "per step (full float32 gradients kept between micro-batches, 33 GB at 8B, one reduce-scatter "
+                   "fewer per micro-batch); auto: micro-batch for a real checkpoint, step for the demo")
     # logging, checkpoints
     p.add_argument("--sample-every", type=int, default=5, help="steps between writes to samples.jsonl")
     p.add_argument("--save-every", type=int, default=50)
@@ -195,7 +207,8 @@ DUMMY = {"prompt": [0], "response": [0], "adv": 0.0, "old_logp": None, "ref_logp
 
 def response_logprobs(model, rollouts: list[dict], temperature: float, with_entropy: bool = False):
     """One packed forward over prompt + response of each rollout; log-probs of the response tokens under
-    logits / temperature, and their entropy. The head runs only where a response token is predicted.
+    logits / temperature, and their entropy. The head runs only where a response token is predicted, a
+    chunk of rows at a time (logprobs.token_logprobs): no [N, vocab] logits, whatever the response length.
     Returns logp [N], entropy [N] or None, seq_ids [N] (rollout index of each token)."""
     device = next(model.parameters()).device
     ids, lens, head_at, targets, seq_ids, offset = [], [], [], [], [], 0
@@ -207,14 +220,11 @@ def response_logprobs(model, rollouts: list[dict], temperature: float, with_entr
         targets += r["response"]
         seq_ids += [i] * a
         offset += p + a
-    logits = model(torch.tensor(ids, device=device)[None], seq_lens=lens,
-                   head_at=torch.tensor(head_at, device=device)).float() / temperature  # [N, V]
-    logp_all = torch.log_softmax(logits, dim=-1)
-    logp = logp_all.gather(-1, torch.tensor(targets, device=device)[:, None])[:, 0]
-    entropy = None
-    if with_entropy:  # a metric unless --entropy-coef > 0: keep it out of the graph then
-        with torch.set_grad_enabled(torch.is_grad_enabled() and with_entropy == "grad"):
-            entropy = -(logp_all.exp() * logp_all).sum(-1)
+    logp, entropy = model(torch.tensor(ids, device=device)[None], seq_lens=lens,
+                          head_at=torch.tensor(head_at, device=device), targets=torch.tensor(targets, device=device),
+                          temperature=temperature, with_entropy=bool(with_entropy))  # [N], [N] or None
+    if entropy is not None and with_entropy != "grad":  # a metric unless --entropy-coef > 0: out of the graph
+        entropy = entropy.detach()
     return logp, entropy, torch.tensor(seq_ids, device=device)
 
 
@@ -239,7 +249,7 @@ def update(model, optimizer, rollouts: list[dict], args, world: int, device) -> 
     batches = token_budget_batches([len(r["prompt"]) + len(r["response"]) for r in train], args.micro_batch_tokens)
     sums = {"tokens": 0.0, "clip_low": 0.0, "clip_high": 0.0, "kl_old": 0.0, "entropy": 0.0, "kl_ref": 0.0}
     for i, n, batch in lockstep(batches, device):
-        model.set_requires_gradient_sync(i == n - 1)  # reduce-scatter once, after the last micro-batch
+        distributed.set_gradient_sync(model, i, n, every_micro_batch=args.grad_sync == "micro-batch")
         chunk = [train[j] for j in batch] if batch is not None else [DUMMY]
         logp, entropy, seq_ids = response_logprobs(model, chunk, args.temperature,
                                                    with_entropy="grad" if args.entropy_coef > 0 else True)
@@ -378,16 +388,27 @@ def main(argv=None, reward_fn=None):
                 save_model(init_weights(Qwen3(tiny_config(), head="score"), seed=args.seed + 1), args.rm)
     torch.distributed.barrier()
     tokenizer = load_tokenizer(args.policy if os.path.exists(os.path.join(args.policy, "tokenizer.json")) else None)
-    model = load_model(args.policy, dtype=dtype, device=device, head="lm_head")
-    replica = load_model(args.policy, dtype=torch.bfloat16 if device.type == "cuda" else dtype, device=device)
-    rm = RewardModel.from_pretrained(args.rm, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
-                                     device=device, max_len=args.rm_max_len) if need_rm else None
-    if rm is not None and args.rm_sharded:
-        distributed.shard(rm.model, device)
+    # Each rank reads only its shards of the FSDP models; the replica is filled by the refresh of step 1.
+    model = distributed.load_sharded(args.policy, device, dtype, head="lm_head")
+    model.set_activation_checkpointing(args.activation_checkpointing == "on" or
+                                       (args.activation_checkpointing == "auto" and not demo))
+    if args.grad_sync == "auto":
+        args.grad_sync = "step" if demo else "micro-batch"
+    replica = distributed.empty_replica(model, torch.bfloat16 if device.type == "cuda" else dtype, device)
+    rm_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    if need_rm:
+        rm_dir = local_dir(args.rm, allow_patterns=["*.json", "*.safetensors", "*.jinja"])
+        rm_bytes = param_count(read_config(rm_dir)[0], "score") * rm_dtype.itemsize
+        args.rm_sharded = args.rm_sharded or (world > 1 and rm_bytes > args.rm_shard_above_gb * 2**30)
+    if need_rm and args.rm_sharded:
+        rm_tokenizer = load_tokenizer(rm_dir if os.path.exists(os.path.join(rm_dir, "tokenizer.json")) else None)
+        rm = RewardModel(distributed.load_sharded(rm_dir, device, rm_dtype, head="score").eval(), rm_tokenizer,
+                         args.rm_max_len)
+    else:
+        rm = RewardModel.from_pretrained(args.rm, dtype=rm_dtype, device=device, max_len=args.rm_max_len) if need_rm else None
     reference = None
     if args.kl_coef > 0:
-        reference = distributed.shard(load_model(args.policy, dtype=dtype, device=device).requires_grad_(False), device)
-    distributed.shard(model, device)
+        reference = distributed.load_sharded(args.policy, device, dtype, head="lm_head").requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay, betas=(0.9, 0.999))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s, args.warmup_steps))
 
@@ -420,7 +441,7 @@ def main(argv=None, reward_fn=None):
     for step in bar:
         # 1. sample: this rank's prompts, G samples each, from the replica refreshed with the current weights
         t0 = time.perf_counter()
-        replica.load_state_dict(distributed.full_state_dict(model, all_ranks=True))
+        distributed.refresh_replica(model, replica)
         epoch, offset = divmod(step * prompts_per_step, len(problems))
         order = torch.randperm(len(problems), generator=torch.Generator().manual_seed(args.seed * 1_000_003 + epoch))
         chosen = [order[(offset + k) % len(problems)].item() for k in range(prompts_per_step)][rank::world]

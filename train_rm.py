@@ -74,6 +74,13 @@ def parse_args(argv=None):
     p.add_argument("--margin", type=float, default=0.0, help="Bradley-Terry margin (0 = the paper's loss)")
     p.add_argument("--center-coef", type=float, default=0.0, help="reward-centering coefficient (0 = off)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--activation-checkpointing", choices=["auto", "on", "off"], default="auto",
+                   help="recompute each block in backward (about +33%% block compute, activations kept: one "
+                   "[tokens, hidden] per block); auto: on for a real checkpoint, off for the demo")
+    p.add_argument("--grad-sync", choices=["auto", "micro-batch", "step"], default="auto",
+                   help="when FSDP reduce-scatters gradients: after every micro-batch (they stay sharded) or once "
+                   "per step (full float32 gradients kept between micro-batches, 30 GB at 8B, one reduce-scatter "
+                   "fewer per micro-batch); auto: micro-batch for a real checkpoint, step for the demo")
     # evaluation, checkpoints
     p.add_argument("--eval-every", type=int, default=50, help="steps between held-out evaluations")
     p.add_argument("--save-every", type=int, default=100, help="steps between resumable checkpoints")
@@ -167,7 +174,11 @@ def main(argv=None):
         f"pairs ({eval_truncated} truncated); {world} rank(s) on {device}; {total_steps} steps of "
         f"{args.global_batch} pairs")
 
-    # FSDP2, AdamW, warm-up + cosine.
+    # Activation checkpointing, FSDP2, AdamW, warm-up + cosine.
+    model.set_activation_checkpointing(args.activation_checkpointing == "on" or
+                                       (args.activation_checkpointing == "auto" and not demo))
+    if args.grad_sync == "auto":
+        args.grad_sync = "step" if demo else "micro-batch"
     distributed.shard(model, device)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay, betas=(0.9, 0.95))
@@ -223,7 +234,7 @@ def main(argv=None):
         sums = {"pairs": 0.0, "correct": 0.0, "margin": 0.0, "chosen": 0.0, "rejected": 0.0, "reward_sq": 0.0,
                 "loss": 0.0, "tokens": 0.0}
         for i in range(n_micro):
-            model.set_requires_gradient_sync(i == n_micro - 1)  # reduce-scatter once, after the last one
+            distributed.set_gradient_sync(model, i, n_micro, every_micro_batch=args.grad_sync == "micro-batch")
             pairs = [mine[j] for j in micro[i]] if i < len(micro) else [([0], [0])]
             rc, rr = score_pairs(model, pairs)
             loss, metrics = pairwise_loss(rc, rr, args.margin, args.center_coef, reduction="sum")

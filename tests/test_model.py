@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import model as M
+from logprobs import token_logprobs
 
 transformers = pytest.importorskip("transformers")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -148,6 +149,91 @@ def test_packed_positions_restart_per_sequence(monkeypatch):
     expected = torch.tensor([[1, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0],
                              [0, 0, 0, 1, 0, 0], [0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 1]], dtype=torch.bool)
     assert torch.equal(mask[0, 0], expected)
+
+
+@pytest.mark.parametrize("lens,total,block", [([7, 1, 23, 12], 43, 8), ([40], 40, 16), ([5, 9, 3, 30, 2], 52, 4),
+                                             ([130, 3, 126], 259, 128)])
+def test_block_mask_from_boundaries_equals_create_block_mask(lens, total, block):
+    # the same visited and "full" blocks as torch's own builder (which evaluates an N x N mask eagerly)
+    from torch.nn.attention.flex_attention import create_block_mask
+    segments = torch.tensor(lens + ([total - sum(lens)] if total > sum(lens) else []))
+    seq_id = torch.repeat_interleave(torch.arange(len(segments)), segments)
+    ours = M.packed_block_mask(seq_id, total, block=block)
+    ref = create_block_mask(lambda b, h, q, kv: (seq_id[q] == seq_id[kv]) & (q >= kv), None, None, total, total,
+                            device="cpu", BLOCK_SIZE=block)
+    assert torch.equal(ours.to_dense(), ref.to_dense())
+    for kind in ("kv", "full_kv"):
+        counts, indices = getattr(ours, f"{kind}_num_blocks")[0, 0], getattr(ours, f"{kind}_indices")[0, 0]
+        ref_counts, ref_indices = getattr(ref, f"{kind}_num_blocks")[0, 0], getattr(ref, f"{kind}_indices")[0, 0]
+        assert torch.equal(counts, ref_counts), kind
+        for row, n in enumerate(counts.tolist()):
+            assert sorted(indices[row, :n].tolist()) == sorted(ref_indices[row, :n].tolist()), (kind, row)
+    assert int(ours.full_kv_num_blocks.sum()) > 0 or max(lens) < 2 * block  # the full-block path is exercised
+
+
+# -----------------------------------------------------------------------------
+# Memory: chunked log-probs, activation checkpointing
+
+
+def test_chunked_logprobs_equal_full_log_softmax_values_and_gradients():
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(37, 16, generator=g, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(101, 16, generator=g, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 101, (37,), generator=g)
+    w_logp, w_ent = torch.randn(37, generator=g, dtype=torch.float64), torch.randn(37, generator=g, dtype=torch.float64)
+
+    def unchunked():
+        logp_all = torch.log_softmax(hidden @ weight.t() / 0.7, dim=-1)  # [N, V]
+        return logp_all.gather(-1, targets[:, None])[:, 0], -(logp_all.exp() * logp_all).sum(-1)
+
+    for chunk_rows in (5, 37, 1000):  # several chunks with a short last one, exactly one, more rows than N
+        for with_entropy in (True, False):
+            logp, entropy = token_logprobs(hidden, weight, targets, 0.7, with_entropy, chunk_rows=chunk_rows)
+            ref_logp, ref_entropy = unchunked()
+            torch.testing.assert_close(logp, ref_logp, atol=1e-10, rtol=0)
+            loss = (logp * w_logp).sum() + ((entropy * w_ent).sum() if with_entropy else 0)
+            ref_loss = (ref_logp * w_logp).sum() + ((ref_entropy * w_ent).sum() if with_entropy else 0)
+            grads = torch.autograd.grad(loss, [hidden, weight])
+            ref_grads = torch.autograd.grad(ref_loss, [hidden, weight])
+            for ours, ref in zip(grads, ref_grads):
+                torch.testing.assert_close(ours, ref, atol=1e-10, rtol=0)
+            if with_entropy:
+                torch.testing.assert_close(entropy, ref_entropy, atol=1e-10, rtol=0)
+            else:
+                assert entropy is None
+
+
+def test_model_targets_path_equals_logits_path():
+    model = M.init_weights(M.Qwen3(M.tiny_config(vocab_size=VOCAB)), std=0.15, seed=4).double()
+    ids, head_at = torch.randint(0, VOCAB, (1, 20)), torch.tensor([3, 4, 5, 11, 12, 18])
+    targets = ids[0, head_at + 1]
+    logp, _ = model(ids, seq_lens=[9, 11], head_at=head_at, targets=targets, temperature=0.6)
+    ref = torch.log_softmax(model(ids, seq_lens=[9, 11], head_at=head_at) / 0.6, -1).gather(-1, targets[:, None])[:, 0]
+    torch.testing.assert_close(logp, ref, atol=1e-10, rtol=0)
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    model = M.init_weights(M.Qwen3(M.tiny_config(vocab_size=VOCAB, num_hidden_layers=3)), std=0.15, seed=5).double()
+    ids = torch.randint(0, VOCAB, (1, 30), generator=torch.Generator().manual_seed(1))
+
+    def grads():
+        model.zero_grad()
+        logp, entropy = model(ids, seq_lens=[12, 18], head_at=torch.arange(29), targets=ids[0, 1:], with_entropy=True)
+        (logp.sum() + 0.1 * entropy.sum()).backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    calls = []
+    model.model.layers[1].self_attn.q_proj.register_forward_hook(lambda *_: calls.append(1))
+    plain = grads()
+    assert len(calls) == 1
+    model.set_activation_checkpointing(True)
+    recomputed = grads()
+    assert len(calls) == 3  # the block ran again in backward
+    for name, g in plain.items():
+        torch.testing.assert_close(recomputed[name], g, atol=1e-12, rtol=0, msg=name)
+    assert max(g.abs().max() for g in plain.values()) > 1e-3
+    with torch.no_grad():  # decoding and no-grad forwards never checkpoint (nothing to recompute for)
+        model(ids)
 
 
 # -----------------------------------------------------------------------------

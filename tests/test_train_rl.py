@@ -119,13 +119,22 @@ train_rl.main(sys.argv[1:], reward_fn=even_tokens)
 """
 
 UPDATE_DRIVER = """
-import sys, torch, distributed, train_rl
+import sys, torch, distributed, logprobs, train_rl
+import model as M
 from model import load_model
 from distributed import full_state_dict
-args = train_rl.parse_args(["--dtype", "float64", "--micro-batch-tokens", "40"])
+memory_saving = sys.argv[3:] == ["memory-saving"]
+args = train_rl.parse_args(["--dtype", "float64", "--micro-batch-tokens", "40",
+                            "--grad-sync", "micro-batch" if memory_saving else "step"])
 rank, world, device = distributed.setup()
-model = load_model(sys.argv[1], dtype=torch.float64)
-distributed.shard(model, device)
+if memory_saving:  # each rank reads only its shards, blocks recomputed, logits in chunks of 4, reduce-scatter
+    # after every micro-batch
+    model = distributed.load_sharded(sys.argv[1], device, torch.float64)
+    model.set_activation_checkpointing(True)
+    logprobs.LOGPROB_CHUNK_ROWS = 4
+else:
+    model = load_model(sys.argv[1], dtype=torch.float64)
+    distributed.shard(model, device)
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 g = torch.Generator().manual_seed(0)
 rollouts = [{"prompt": torch.randint(0, 1000, (int(torch.randint(3, 9, (1,), generator=g)),), generator=g).tolist(),
@@ -138,9 +147,11 @@ train_rl.fill_logprobs(model, mine, "old_logp", args, device)
 for r in mine:
     r["old_logp"] = r["old_logp"] + r["shift"]
 metrics = train_rl.update(model, opt, mine, args, world, device)
+replica = distributed.empty_replica(model, torch.bfloat16, device)
+distributed.refresh_replica(model, replica)
 state = full_state_dict(model)
 if rank == 0:
-    torch.save({"state": state, **metrics}, sys.argv[2])
+    torch.save({"state": state, "replica": replica.state_dict(), **metrics}, sys.argv[2])
 distributed.teardown()
 """
 
@@ -179,14 +190,20 @@ def metrics(out):
 
 
 def test_one_update_on_two_ranks_equals_one_rank(workdir):
+    # 1 rank: the whole model loaded, then sharded; log-probs in one chunk; activations kept.
+    # 2 ranks: each reads only its shards, log-probs 4 rows at a time, blocks recomputed in backward,
+    # gradients reduce-scattered after every micro-batch (1 rank: once per step).
     launch(str(workdir / "update_driver.py"), [str(workdir / "policy"), str(workdir / "one.pt")])
-    launch(str(workdir / "update_driver.py"), [str(workdir / "policy"), str(workdir / "two.pt")], nproc=2)
+    launch(str(workdir / "update_driver.py"), [str(workdir / "policy"), str(workdir / "two.pt"), "memory-saving"],
+           nproc=2)
     one, two = torch.load(workdir / "one.pt"), torch.load(workdir / "two.pt")
     assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-9) and one["grad_norm"] > 0
     assert one["clip_low"] + one["clip_high"] > 0  # the clipped branches took part
     before = M.load_model(str(workdir / "policy"), dtype=torch.float64).state_dict()
     for key, value in one["state"].items():
         torch.testing.assert_close(two["state"][key], value, atol=1e-5, rtol=0)
+        # the replica refreshed parameter by parameter holds the new weights, cast to bf16
+        assert torch.equal(two["replica"][key], value.to(torch.bfloat16)), key
     assert max((one["state"][k] - before[k]).abs().max() for k in before) > 1e-4  # the step moved the weights
 
 

@@ -1,0 +1,90 @@
+"""Log-probs (and entropy) of chosen tokens from hidden states and the LM head, without [tokens, vocab] logits.
+
+Every trainer that backpropagates through a language-model head needs log_softmax(h @ W.T / T) at the
+sampled or labelled tokens: GRPO ratios and reference log-probs (train_rl.py), an SFT loss. Written plainly
+that holds float32 logits, their log-softmax and their gradient for every token of a micro-batch: 16 bytes x
+151,936 per token, 37 GB for one 16K-token response. `token_logprobs` makes the logits a chunk of rows at a
+time and drops them; backward makes each chunk again (one more head matmul) and turns it into the gradients
+of the hidden states and the head straight away (the fused linear + cross-entropy of Liger Kernel, in plain
+PyTorch). Peak memory is a few [chunk_rows, vocab] buffers whatever the length; results equal the plain form
+to round-off (1e-10 in float64, tests/test_model.py).
+
+Called through the model so that FSDP2 has gathered the head: model(ids, head_at=..., targets=...).
+"""
+import torch
+
+LOGPROB_CHUNK_ROWS = 512  # rows of logits alive at once: 512 x 151,936 x 4 B = 0.3 GB in float32
+
+
+def token_logprobs(hidden, weight, targets, temperature: float = 1.0, with_entropy: bool = False,
+                   chunk_rows: int | None = None):
+    """hidden [N, H] @ weight [V, H].T / temperature -> log_softmax at `targets` [N], and the entropy [N].
+    Logits in (at least) float32, chunk_rows rows at a time. Returns (logp [N], entropy [N] or None),
+    float32 (float64 for float64 inputs); gradients flow to hidden, weight and (with_entropy) the entropy."""
+    chunk_rows = chunk_rows or LOGPROB_CHUNK_ROWS
+    logp, entropy = _TokenLogProbs.apply(hidden, weight, targets, float(temperature), bool(with_entropy), chunk_rows)
+    return logp, (entropy if with_entropy else None)
+
+
+def _chunk_logits(hidden, weight, temperature):
+    """[n, H] -> logits / temperature [n, V] in float32 or wider (bf16 matmul, as an nn.Linear in bf16 would)."""
+    logits = hidden @ weight.t()
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    return logits.div_(temperature)  # a fresh tensor either way: in place
+
+
+class _TokenLogProbs(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, temperature, with_entropy, chunk_rows):
+        n = hidden.shape[0]
+        out_dtype = torch.promote_types(hidden.dtype, torch.float32)
+        logp = torch.empty(n, dtype=out_dtype, device=hidden.device)
+        lse = torch.empty(n, dtype=out_dtype, device=hidden.device)
+        entropy = torch.zeros(n, dtype=out_dtype, device=hidden.device)
+        for a in range(0, n, chunk_rows):
+            b = min(a + chunk_rows, n)
+            log_p = _chunk_logits(hidden[a:b], weight, temperature)  # [c, V] logits z
+            lse[a:b] = torch.logsumexp(log_p, dim=-1)
+            log_p.sub_(lse[a:b, None])  # z - lse = log p
+            logp[a:b] = log_p.gather(-1, targets[a:b, None])[:, 0]
+            if with_entropy:  # H = -sum(p log p)
+                entropy[a:b] = -torch.linalg.vecdot(log_p.exp(), log_p)
+        ctx.save_for_backward(hidden, weight, targets, lse, entropy)
+        ctx.temperature, ctx.chunk_rows = temperature, chunk_rows
+        # one chunk only: keep its log p for backward instead of making it again (the same peak as a chunk)
+        ctx.kept_log_p = log_p if n <= chunk_rows and any(ctx.needs_input_grad[:2]) else None
+        ctx.set_materialize_grads(False)
+        if not with_entropy:
+            ctx.mark_non_differentiable(entropy)
+        return logp, entropy
+
+    @staticmethod
+    def backward(ctx, grad_logp, grad_entropy):
+        hidden, weight, targets, lse, entropy = ctx.saved_tensors
+        grad_hidden = torch.zeros_like(hidden) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
+        if grad_logp is None and grad_entropy is None:
+            return grad_hidden, grad_weight, None, None, None, None
+        for a in range(0, hidden.shape[0], ctx.chunk_rows):
+            b = min(a + ctx.chunk_rows, hidden.shape[0])
+            log_p = ctx.kept_log_p  # [c, V]
+            if log_p is None:  # recompute this chunk's log p
+                log_p = _chunk_logits(hidden[a:b], weight, ctx.temperature).sub_(lse[a:b, None])
+            ctx.kept_log_p = None
+            p = log_p.exp()
+            # in place on the two [c, V] buffers
+            if grad_entropy is not None:  # dH / dz = -p * (log p + H)
+                grad_z = log_p.add_(entropy[a:b, None]).mul_(p).mul_(-grad_entropy[a:b, None])
+                if grad_logp is not None:  # d logp_t / dz = onehot(t) - p
+                    grad_z.sub_(p.mul_(grad_logp[a:b, None]))
+            else:
+                grad_z = p.mul_(-grad_logp[a:b, None])
+            if grad_logp is not None:
+                grad_z.scatter_add_(-1, targets[a:b, None], grad_logp[a:b, None])
+            del p, log_p
+            grad_z = grad_z.div_(ctx.temperature).to(weight.dtype)  # through the division by T; matmul dtype
+            if grad_hidden is not None:
+                grad_hidden[a:b] = grad_z @ weight
+            if grad_weight is not None:  # accumulated chunk by chunk in the weight's dtype (as Liger does)
+                grad_weight.addmm_(grad_z.t(), hidden[a:b].to(weight.dtype))
+        return grad_hidden, grad_weight, None, None, None, None
