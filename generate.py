@@ -120,7 +120,7 @@ def sample(logits, temperature: float, top_k: int, top_p: float, keys):
 
 def bucket_length(n: int) -> int:
     """The smallest of 16, 24, 32, 48, 64, 96, ... (2^k and 1.5 x 2^k) that is >= n: attention never reads
-    more than 1.5x the live cache, and a 32K context has only 22 lengths."""
+    more than 1.5x the live cache, and 16 to 32K take only 23 lengths."""
     k = max(4, math.ceil(math.log2(max(n, 1))))
     return 3 * 2 ** (k - 2) if 3 * 2 ** (k - 2) >= n and k > 4 else 2**k
 
@@ -187,7 +187,7 @@ class KVCache:
 def cache_bytes_per_row(cfg, max_len: int, dtype) -> int:
     """Memory one row of the rollout costs: its keys and values over every layer, plus the float32
     [vocab] working set of the sampler (logits, scaled logits, probabilities, noise: about 4 copies)."""
-    kv = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * max_len
+    kv = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * (max_len + 1)  # as KVCache
     return kv * torch.empty((), dtype=dtype).element_size() + 4 * 4 * cfg.vocab_size
 
 
