@@ -4,6 +4,8 @@ here is asserted (speed is measured, not tested).
     python bench.py model                 # CPU: float32, a small Qwen3 shape, a few minutes
     python bench.py model --shape 0.6b    # on a GPU: bf16, Qwen3-0.6B's shape (random weights)
     python bench.py rm                    # reward-model training and scoring, packed vs padded
+    python bench.py gpu                   # one H100/H200, under 8 minutes: every CUDA path, one table
+    python bench.py gpu --reduced         # the same rows at tiny shapes (automatic on a CPU; tested)
 
 `model` rows:
   forward   a batch of B x T tokens, logits for every position; ours vs Qwen3ForCausalLM (SDPA attention)
@@ -17,6 +19,24 @@ here is asserted (speed is measured, not tested).
   train     forward + backward of the Bradley-Terry loss over --pairs pairs: packed token-budget
             micro-batches (train_rm.py) vs right-padded micro-batches of the same pairs
   score     rm.score over every chosen and rejected program: packed (reward.py) vs right-padded batches
+
+`gpu` rows (bf16, random weights drawn on the GPU, real shapes; a row that fails or runs past
+--time-budget says so in the table instead of stopping the script):
+  parity          our model and reward model vs transformers on the same weights (if installed): max |diff|
+                  of logits/scores, argmax agreement
+  flex packed     8 sequences packed in one row through flex attention vs each run alone (hidden states)
+  decode          GRPO groups, 1x8 and 16x8 prompts x samples, --gpu-new-tokens new tokens (1K), the
+                  --decode-shape policy (8b): our eager step, our compiled step (CUDA graphs), and
+                  transformers.generate on the same weights; tokens/s
+  bandwidth       bytes a decode step must read (the weights once, the mean live KV cache) over the step
+                  time, as a fraction of the card's data-sheet bandwidth (goal >= 70%)
+  skewed mix      half the prompts' responses forced to stop at 10% of the limit (StopsAtPosition below):
+                  continuous batching vs static, with rows for every sample and for half of them
+  rm score/train  packed scoring and a Bradley-Terry training step (AdamW included) at 1.7B and 8B
+                  width with --layers layers: model FLOPs / time / the card's bf16 peak (MFU)
+  policy update   a PPO-clip step with the full-vocabulary log-softmax at 8B width: MFU
+On a CPU (and with --reduced) the shapes are tiny, the compiled row is skipped (tests/test_generate.py
+compiles the step) and the peaks are measured here (a copy and a matmul), so ratios are not a GPU's.
 """
 import argparse
 import statistics
@@ -257,19 +277,21 @@ def hf_twin(model, transformers):
 
 class StopsAtPosition(M.Qwen3):
     """The skewed-length benchmark's model: a Qwen3 whose hidden state at absolute position `stop_position`
-    is replaced by one that puts `stop_id` a thousand logits ahead of every other token, so every response
-    of a prompt of length L stops after `stop_position - L + 2` tokens, and a prompt longer than
-    `stop_position + 1` tokens never reaches it. It forces which samples stop early; it is not a model."""
+    is replaced by one that puts token 0 a thousand logits ahead of every other token, so with stop id 0
+    every response of a prompt of length L stops after `stop_position - L + 2` tokens, and a prompt longer
+    than `stop_position + 1` tokens never reaches it. It forces which samples stop early; it is not a
+    model. The position is a tensor (-1: off), so changing it does not recompile the decode step."""
 
-    stop_position = None
-    stop_id = 0
+    def __init__(self, cfg, head="lm_head"):
+        super().__init__(cfg, head)
+        self.register_buffer("stop_position", torch.tensor(-1), persistent=False)
 
     def hidden_states(self, input_ids, seq_lens=None, positions=None, mask=None, cache=None):
         hidden = super().hidden_states(input_ids, seq_lens, positions, mask, cache)
-        if self.stop_position is None:
+        if positions is None:
             return hidden
-        w = self.head.weight[self.stop_id]
-        stop = (1000.0 / w.float().norm() * w.float()).to(hidden.dtype)  # [H], logits W @ stop: stop_id wins
+        w = self.head.weight[0].float()
+        stop = (1000.0 / w.norm() * w).to(hidden.dtype)  # [H]: logits W @ stop put token 0 far ahead
         return torch.where((positions == self.stop_position)[..., None], stop, hidden)
 
 
@@ -302,7 +324,7 @@ def bench_gpu(args):
                 num_key_value_heads=2, head_dim=32, tie_word_embeddings=False)
     few = dict(num_hidden_layers=args.layers)
     widths = {"tiny": tiny} if reduced else {"1.7b": {**SHAPES["1.7b"], **few}, "8b": {**SHAPES["8b"], **few}}
-    decode_shape = tiny if reduced else SHAPES[args.decode_shape]
+    decode_shape = SHAPES[args.decode_shape or "8b"] if args.decode_shape or not reduced else tiny
     N = args.new_tokens_gpu or (8 if reduced else 1024)  # new tokens per sample
     prompt_len = 16 if reduced else 256
     groups = [(1, 2), (2, 2)] if reduced else [(1, 8), (16, 8)]  # prompts x samples
@@ -361,6 +383,7 @@ def bench_gpu(args):
 
     # 3. decode: GRPO groups, eager vs compiled vs transformers.generate; bandwidth fraction
     model = random_model(decode_shape, "lm_head", device, dtype, cls=StopsAtPosition)
+    model.stop_position.fill_(-1)  # off until the skewed mix (to_empty left it uninitialised)
     cfg = model.cfg
     kv_per_token = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * dtype.itemsize
     weight_bytes = matmul_params(model) * dtype.itemsize  # read once per step (the embedding: B rows only)
@@ -413,26 +436,28 @@ def bench_gpu(args):
     del hf
 
     # 4. continuous batching on a skewed mix: half the responses stop at 10% of the limit
-    P, G = groups[-1]
-    if not over_budget("continuous batching"):
-        stop_after = max(1, N // 10)
-        short, long_ = prompt_len, prompt_len + stop_after  # a long prompt starts past the stop position
-        lists = [torch.randint(1, cfg.vocab_size, (short if p % 2 == 0 else long_,)).tolist() for p in range(P * 2)]
-        model.stop_position, model.stop_id = short + stop_after - 2, 0
-        rows_budget = (P * 2 * G // 2) * cache_bytes_per_row(cfg, bucket_length(long_ + N), dtype)
+    SP, SG = (8, 4) if reduced else groups[-1]  # prompts x samples
+    stop_after = max(1, N // 10)
+    short, long_ = prompt_len, prompt_len + stop_after  # a long prompt starts past the stop position
+    lists = [torch.randint(1, cfg.vocab_size, (short if p % 2 == 0 else long_,)).tolist() for p in range(SP)]
+    row_bytes = cache_bytes_per_row(cfg, bucket_length(long_ + N), dtype)
+    model.stop_position.fill_(short + stop_after - 2)
+    for rows_for in (SP * SG, SP * SG // 2):
+        if over_budget(f"skewed mix, rows for {rows_for}"):
+            continue
         t = {}
         for continuous in (False, True):
-            run = lambda: generate(model, lists, num_samples=G, max_new_tokens=N, seed=0, stop_ids=[0],
-                                   memory_budget=rows_budget, continuous=continuous, compile=device.type == "cuda",
-                                   **sampling)
+            def run():
+                return generate(model, lists, num_samples=SG, max_new_tokens=N, seed=0, stop_ids=[0],
+                                memory_budget=rows_for * row_bytes, continuous=continuous, **sampling)
             with torch.no_grad():
-                t[continuous] = timed(run, 1, device)
-        out = run()
-        model.stop_position = None
-        frac = (out.lengths <= stop_after).float().mean().item()
-        add(f"skewed mix {P * 2}x{G}x{N}, rows for half", f"continuous {t[True]:.2f} s",
-            f"static chunks {t[False]:.2f} s", f"{t[True] / t[False]:.2f}x time (goal <= 0.6x); "
-            f"{frac:.0%} stopped at {stop_after}")
+                out = run()  # warm-up (and the check below)
+                t[continuous] = timed_once(run, device)
+        early = (out.lengths == stop_after).float().mean().item()
+        add(f"skewed mix {SP}x{SG}x{N}, {rows_for} rows", f"continuous {t[True]:.3g} s",
+            f"static {t[False]:.3g} s", f"{t[True] / t[False]:.2f}x time (goal <= 0.6x); "
+            f"{early:.0%} stop at {stop_after}")
+    model.stop_position.fill_(-1)
     del model
 
     # 5. reward model scoring and training step, 6. policy update: MFU at real widths, few layers
@@ -514,7 +539,8 @@ def main(argv=None):
     parser.add_argument("--micro-batch-tokens", type=int, default=8192, help="rm: token budget of a micro-batch")
     # gpu
     parser.add_argument("--reduced", action="store_true", help="gpu: tiny shapes and few tokens (always on a CPU)")
-    parser.add_argument("--decode-shape", choices=SHAPES, default="8b", help="gpu: the policy shape decoded")
+    parser.add_argument("--decode-shape", choices=SHAPES, default=None,
+                        help="gpu: the policy shape decoded (default 8b; reduced: a tiny one)")
     parser.add_argument("--gpu-new-tokens", dest="new_tokens_gpu", type=int, default=None,
                         help="gpu: new tokens per sample in the decode and skewed-mix rows (1024; 8 reduced)")
     parser.add_argument("--layers", type=int, default=4, help="gpu: layers of the 1.7b/8b-width MFU models")

@@ -147,9 +147,10 @@ class KVCache:
                 torch._dynamo.maybe_mark_dynamic(buf, 0)  # rows and length are dynamic dimensions
                 torch._dynamo.maybe_mark_dynamic(buf, 2)
                 if buf.device.type == "cuda":  # CUDA graphs read and write it in place, never copy it
-                    torch._dynamo.mark_static_address(buf)
+                    torch._dynamo.mark_static_address(buf, guard=False)  # (no identity guard: no recompile)
                 buffers.append(buf)
         self.device = torch.device(device)
+        self.rows, self.capacity, self.dtype = rows, max_len, dtype
         self.prefill_index = None  # (rows, pos, src) during prefill
         self.live = None  # arange(L): decode attends over cache positions [0, L)
         self._aranges = {}
@@ -184,6 +185,29 @@ class KVCache:
             buf[: len(src), :, :length] = buf[src, :, :length]  # advanced indexing copies first: no aliasing
 
 
+_kept_caches = {}  # CUDA: (device, dtype, layer shapes) -> the KVCache kept between calls
+
+
+def rollout_cache(model: Qwen3, rows: int, max_len: int, dtype, device) -> KVCache:
+    """A cache of at least `rows` rows and `max_len` positions. On CUDA the cache is kept between calls and
+    reused when it is large enough: CUDA graphs replay at fixed addresses, and a new cache each call would
+    re-record every graph. `free_rollout_caches()` gives that memory back (e.g. before a training phase
+    that needs it; the next call allocates and records again)."""
+    if torch.device(device).type != "cuda":
+        return KVCache(model, rows, max_len, dtype, device)
+    cfg = model.cfg
+    key = (str(device), dtype, cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.head_dim)
+    kept = _kept_caches.get(key)
+    if kept is None or kept.rows < rows or kept.capacity < max_len:
+        _kept_caches.pop(key, None)  # free the old one before allocating the new
+        kept = _kept_caches[key] = KVCache(model, rows, max_len, dtype, device)
+    return kept
+
+
+def free_rollout_caches():
+    _kept_caches.clear()
+
+
 def cache_bytes_per_row(cfg, max_len: int, dtype) -> int:
     """Memory one row of the rollout costs: its keys and values over every layer, plus the float32
     [vocab] working set of the sampler (logits, scaled logits, probabilities, noise: about 4 copies)."""
@@ -192,13 +216,15 @@ def cache_bytes_per_row(cfg, max_len: int, dtype) -> int:
 
 
 def default_memory_budget(device) -> int | None:
-    """CUDA: 80% of what is free (the driver's free memory plus PyTorch's cached but unused blocks), the
-    rest left for the prefill's activations. CPU: None, every sample gets a row."""
+    """CUDA: 80% of what is free (the driver's free memory, PyTorch's cached but unused blocks and the
+    kept rollout cache, which this call may reuse), the rest left for the prefill's activations.
+    CPU: None, every sample gets a row."""
     if device.type != "cuda":
         return None
     free, _ = torch.cuda.mem_get_info(device)
     cached_unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-    return int(0.8 * (free + cached_unused))
+    kept = sum(b.numel() * b.element_size() for c in _kept_caches.values() if c.device == device for b in c.k + c.v)
+    return int(0.8 * (free + cached_unused + kept))
 
 
 # -----------------------------------------------------------------------------
@@ -365,7 +391,7 @@ def generate(model: Qwen3, prompts: list[list[int]], num_samples: int = 1, max_n
     if B < 1:
         raise ValueError(f"a memory budget of {budget:,} bytes holds no row of "
                          f"{cache_bytes_per_row(model.cfg, max_len, dtype):,} bytes (max_len {max_len})")
-    cache = KVCache(model, B, max_len, dtype, device)
+    cache = rollout_cache(model, B, max_len, dtype, device)
     rows = Rows(B, S, max_new_tokens, stop_ids, pad_id, device)
     compile = device.type == "cuda" if compile is None else compile
     step = compiled_decode_step(device.type) if compile else decode_step
