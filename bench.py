@@ -344,7 +344,7 @@ def bench_gpu(args):
 
     # 1. bf16 parity against transformers, policy and reward model, at the widest shape
     parity_shape = next(iter(widths.values()))
-    for head in ("lm_head", "score"):
+    for head in ("lm_head", "score") if "parity" in args.sections else ():
         if transformers is None:
             add(f"parity {head}", "transformers not installed", "", "unmeasured")
             continue
@@ -363,24 +363,25 @@ def bench_gpu(args):
         del model, hf
 
     # 2. flex attention: packed forward = each sequence alone
-    model = random_model(parity_shape, "lm_head", device, dtype)
-    g = torch.Generator().manual_seed(0)
-    lens = (seq_len // 8 + torch.rand(8, generator=g) * seq_len).long().tolist()
-    seqs = [torch.randint(0, model.cfg.vocab_size, (n,), device=device) for n in lens]
-    saved = model_module.PACKED_ATTENTION
-    model_module.PACKED_ATTENTION = "flex"  # what CUDA uses by default; on a CPU the eager reference
-    try:
-        with torch.no_grad():
-            packed = model.hidden_states(torch.cat(seqs)[None], seq_lens=lens)[0].float()
-            alone = torch.cat([model.hidden_states(s[None])[0] for s in seqs]).float()
-        diff = (packed - alone).abs().max().item()
-        add(f"flex packed = unpacked ({len(lens)} seqs, {sum(lens)} tok)", f"max |diff| {diff:.3g}",
-            f"hidden std {alone.std().item():.3g}", f"relative {diff / alone.std().item():.2%}")
-    except Exception as e:  # a missing or broken flex attention is a result to report, not a crash
-        add("flex packed = unpacked", f"failed: {type(e).__name__}: {str(e)[:80]}", "", "FAIL")
-    finally:
-        model_module.PACKED_ATTENTION = saved
-    del model
+    if "flex" in args.sections:
+        model = random_model(parity_shape, "lm_head", device, dtype)
+        g = torch.Generator().manual_seed(0)
+        lens = (seq_len // 8 + torch.rand(8, generator=g) * seq_len).long().tolist()
+        seqs = [torch.randint(0, model.cfg.vocab_size, (n,), device=device) for n in lens]
+        saved = model_module.PACKED_ATTENTION
+        model_module.PACKED_ATTENTION = "flex"  # what CUDA uses by default; on a CPU the eager reference
+        try:
+            with torch.no_grad():
+                packed = model.hidden_states(torch.cat(seqs)[None], seq_lens=lens)[0].float()
+                alone = torch.cat([model.hidden_states(s[None])[0] for s in seqs]).float()
+            diff = (packed - alone).abs().max().item()
+            add(f"flex packed = unpacked ({len(lens)} seqs, {sum(lens)} tok)", f"max |diff| {diff:.3g}",
+                f"hidden std {alone.std().item():.3g}", f"relative {diff / alone.std().item():.2%}")
+        except Exception as e:  # a missing or broken flex attention is a result to report, not a crash
+            add("flex packed = unpacked", f"failed: {type(e).__name__}: {str(e)[:80]}", "", "FAIL")
+        finally:
+            model_module.PACKED_ATTENTION = saved
+        del model
 
     # 3. decode: GRPO groups, eager vs compiled vs transformers.generate; bandwidth fraction
     model = random_model(decode_shape, "lm_head", device, dtype, cls=StopsAtPosition)
@@ -388,9 +389,10 @@ def bench_gpu(args):
     cfg = model.cfg
     kv_per_token = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * dtype.itemsize
     weight_bytes = matmul_params(model) * dtype.itemsize  # read once per step (the embedding: B rows only)
-    hf = hf_twin(model, transformers) if transformers is not None and not args.skip_hf else None
+    hf = (hf_twin(model, transformers) if transformers is not None and not args.skip_hf
+          and "decode" in args.sections else None)
     sampling = dict(temperature=0.6, top_p=0.95, top_k=20)
-    for P, G in groups:
+    for P, G in groups if "decode" in args.sections else ():
         prompts = torch.randint(0, cfg.vocab_size, (P, prompt_len), device=device)
         lists = prompts.tolist()
         times = {}
@@ -444,7 +446,7 @@ def bench_gpu(args):
     lists = [torch.randint(1, cfg.vocab_size, (short if p % 2 == 0 else long_,)).tolist() for p in range(SP)]
     row_bytes = cache_bytes_per_row(cfg, bucket_length(long_ + N), dtype)
     model.stop_position.fill_(short + stop_after - 2)
-    for rows_for in (SP * SG, SP * SG // 2):
+    for rows_for in (SP * SG, SP * SG // 2) if "skew" in args.sections else ():
         if over_budget(f"skewed mix, rows for {rows_for}"):
             continue
         t = {}
@@ -468,7 +470,7 @@ def bench_gpu(args):
 
     # 5. reward model scoring and training step, 6. policy update: MFU at real widths, few layers
     from reward import packed_last_token_scores, pairwise_loss
-    for width, shape in widths.items():
+    for width, shape in widths.items() if "mfu" in args.sections else ():
         if over_budget(f"rm {width}"):
             continue
         rm = random_model(shape, "score", device, dtype)
@@ -492,7 +494,7 @@ def bench_gpu(args):
         add(f"rm train step {width} x{rm.cfg.num_hidden_layers} layers", f"{3 * fwd / t_train / 1e12:.3g} TFLOP/s",
             f"peak {peak_flops / 1e12:.3g}", f"MFU {3 * fwd / t_train / peak_flops:.0%} (goal 40% at 8b)")
         del rm, opt
-    if not over_budget("policy update"):
+    if "mfu" in args.sections and not over_budget("policy update"):
         width, shape = list(widths.items())[-1]
         policy = random_model(shape, "lm_head", device, dtype).train()
         opt = torch.optim.AdamW(policy.parameters(), lr=1e-6, foreach=True)
@@ -551,6 +553,8 @@ def main(argv=None):
                         help="gpu: new tokens per sample in the decode and skewed-mix rows (1024; 8 reduced)")
     parser.add_argument("--layers", type=int, default=4, help="gpu: layers of the 1.7b/8b-width MFU models")
     parser.add_argument("--skip-hf", action="store_true", help="gpu: no transformers.generate baseline")
+    parser.add_argument("--sections", nargs="+", default=["parity", "flex", "decode", "skew", "mfu"],
+                        help="gpu: which groups of rows to run (parity flex decode skew mfu)")
     parser.add_argument("--time-budget", type=float, default=400,
                         help="gpu: seconds after which the remaining rows are skipped (and say so)")
     args = parser.parse_args(argv)

