@@ -8,7 +8,8 @@
 How it works (the gpt-fast recipe, extended to groups of samples and to more samples than rows):
   1. Rows. One KV cache of B rows is preallocated, B = every sample on CPU, or as many rows as fit a memory
      budget (`memory_budget` bytes; on CUDA by default a share of free memory; `cache_bytes_per_row`
-     says what a row costs). The P*G samples wait in a queue and take rows as rows free up.
+     says what a row costs). The P*G samples wait in a queue and take rows as rows free up. On CUDA the
+     cache is kept between calls (graphs replay at fixed addresses); `free_rollout_caches()` frees it.
   2. Prefill. The distinct prompts of the samples entering rows are packed back to back into one row
      (no padding) and run once with block-diagonal causal attention; each prompt's keys and values are
      copied into the cache rows of its samples ("fan out"), and the lm_head runs only on the last
