@@ -6,6 +6,8 @@ here is asserted (speed is measured, not tested).
     python bench.py rm                    # reward-model training and scoring, packed vs padded
     python bench.py memory --policy-shape 8b --rm-shape 8b 4b 1.7b --gpus 8   # analytic GB per rank per phase
     python bench.py memory --measure      # CPU: the tiny demo's GRPO step, peak RSS at 64 and 256 new tokens
+    python bench.py gpu                   # one H100/H200, under 8 minutes: every CUDA path, one table
+    python bench.py gpu --reduced         # the same rows at tiny shapes (automatic on a CPU; tested)
 
 `model` rows:
   forward   a batch of B x T tokens, logits for every position; ours vs Qwen3ForCausalLM (SDPA attention)
@@ -19,6 +21,24 @@ here is asserted (speed is measured, not tested).
   train     forward + backward of the Bradley-Terry loss over --pairs pairs: packed token-budget
             micro-batches (train_rm.py) vs right-padded micro-batches of the same pairs
   score     rm.score over every chosen and rejected program: packed (reward.py) vs right-padded batches
+
+`gpu` rows (bf16, random weights drawn on the GPU, real shapes; a row that fails or runs past
+--time-budget says so in the table instead of stopping the script):
+  parity          our model and reward model vs transformers on the same weights (if installed): max |diff|
+                  of logits/scores, argmax agreement
+  flex packed     8 sequences packed in one row through flex attention vs each run alone (hidden states)
+  decode          GRPO groups, 1x8 and 16x8 prompts x samples, --gpu-new-tokens new tokens (1K), the
+                  --decode-shape policy (8b): our eager step, our compiled step (CUDA graphs), and
+                  transformers.generate on the same weights; tokens/s
+  bandwidth       bytes a decode step must read (the weights once, the mean live KV cache) over the step
+                  time, as a fraction of the card's data-sheet bandwidth (goal >= 70%)
+  skewed mix      half the prompts' responses forced to stop at 10% of the limit (StopsAtPosition below):
+                  continuous batching vs static, with rows for every sample and for half of them
+  rm score/train  packed scoring and a Bradley-Terry training step (AdamW included) at 1.7B and 8B
+                  width with --layers layers: model FLOPs / time / the card's bf16 peak (MFU)
+  policy update   a PPO-clip step with the full-vocabulary log-softmax at 8B width: MFU
+On a CPU (and with --reduced) the shapes are tiny, the compiled row is skipped (tests/test_generate.py
+compiles the step) and the peaks are measured here (a copy and a matmul), so ratios are not a GPU's.
 """
 import argparse
 import statistics
@@ -30,12 +50,14 @@ import torch
 
 import logprobs
 import model as M
-from generate import generate
+from generate import bucket_length, cache_bytes_per_row, free_rollout_caches, generate
 
 SHAPES = {  # name -> Qwen3Config overrides (real vocabulary everywhere: the lm_head is part of the cost)
     "small": dict(hidden_size=512, intermediate_size=1536, num_hidden_layers=4, num_attention_heads=8,
                   num_key_value_heads=4, head_dim=64, tie_word_embeddings=True),
     "0.6b": dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16,
+                 num_key_value_heads=8, head_dim=128, tie_word_embeddings=True),
+    "1.7b": dict(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16,
                  num_key_value_heads=8, head_dim=128, tie_word_embeddings=True),
     "8b": dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
                num_key_value_heads=8, head_dim=128, tie_word_embeddings=False),
@@ -470,11 +492,334 @@ def bench_memory(argv):
 # -----------------------------------------------------------------------------
 
 
-def main():
-    if sys.argv[1:2] == ["memory"]:  # its own flags
-        return bench_memory(sys.argv[2:])
+# gpu: every CUDA path in one script (bf16, flex attention, compiled decode), random weights, real shapes
+
+CARDS = {  # name fragment -> (memory bandwidth bytes/s, dense bf16 FLOP/s), from the vendors' data sheets
+    "H200": (4.8e12, 989e12), "H100 NVL": (3.9e12, 835e12), "H100 PCIe": (2.0e12, 756e12),
+    "H100": (3.35e12, 989e12), "A100-SXM4-80GB": (2.04e12, 312e12), "A100": (1.56e12, 312e12),
+}
+
+
+def timed_once(fn, device) -> tuple[float, object]:
+    """Wall time of one run of `fn` (no warm-up) and what it returned."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    result = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0, result
+
+
+def card_peaks(device):
+    """(bandwidth, FLOP/s, where they come from): the data sheet of a known card, else measured here (a
+    large copy and a large matmul, so CPU ratios are against what this machine reaches, not a spec)."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name()
+        for fragment, peaks in CARDS.items():
+            if fragment in name:
+                return (*peaks, f"{name} data sheet")
+    n = 1 << 26 if device.type == "cuda" else 1 << 24
+    src, dst = torch.empty(n, device=device), torch.empty(n, device=device)
+    bandwidth = 2 * 4 * n / timed(lambda: dst.copy_(src), 3, device)  # read + write
+    dim = 4096 if device.type == "cuda" else 512
+    a = torch.randn(dim, dim, device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
+    flops = 2 * dim**3 / timed(lambda: a @ a, 3, device)
+    return bandwidth, flops, "measured here (copy, matmul)"
+
+
+def random_model(shape: dict, head: str, device, dtype, seed: int = 0, cls=M.Qwen3):
+    """A Qwen3 of `shape` with normal(0, 0.02) weights drawn on `device` (an 8B model in seconds)."""
+    torch.manual_seed(seed)
+    with torch.device("meta"):
+        model = cls(M.tiny_config(**shape), head)
+    model.to_empty(device=device).to(dtype)
+    model.tie_weights()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.fill_(1.0) if name.endswith("norm.weight") else p.normal_(0.0, 0.02)
+    return model.eval()
+
+
+def hf_twin(model, transformers):
+    """The same weights as a transformers model: built in the model's dtype on its device, then every
+    parameter replaced by ours (assign: shared storage, the twin's own weights are freed)."""
+    hf_dict = model.cfg.to_hf(model.architecture)
+    if hf_dict["pad_token_id"] is None:  # HF's classifier finds the last token through the pad id
+        hf_dict["pad_token_id"] = model.cfg.vocab_size - 1  # (the benchmark's ids stay below it)
+    hf_cfg = transformers.AutoConfig.for_model(**hf_dict)
+    auto = (transformers.AutoModelForCausalLM if model.head_name == "lm_head"
+            else transformers.AutoModelForSequenceClassification)
+    weight = model.model.embed_tokens.weight
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(weight.dtype)  # works with every transformers version's dtype keyword
+    try:
+        with torch.device(weight.device):
+            hf = auto.from_config(hf_cfg, attn_implementation="sdpa")
+    finally:
+        torch.set_default_dtype(default)
+    hf.load_state_dict(model.state_dict(), assign=True, strict=True)
+    return hf.eval()
+
+
+class StopsAtPosition(M.Qwen3):
+    """The skewed-length benchmark's model: a Qwen3 whose hidden state at absolute position `stop_position`
+    is replaced by one that puts token 0 a thousand logits ahead of every other token, so with stop id 0
+    every response of a prompt of length L stops after `stop_position - L + 2` tokens, and a prompt longer
+    than `stop_position + 1` tokens never reaches it. It forces which samples stop early; it is not a
+    model. The position is a tensor (-1: off), so changing it does not recompile the decode step."""
+
+    def __init__(self, cfg, head="lm_head"):
+        super().__init__(cfg, head)
+        self.register_buffer("stop_position", torch.tensor(-1), persistent=False)
+
+    def hidden_states(self, input_ids, seq_lens=None, positions=None, mask=None, cache=None):
+        hidden = super().hidden_states(input_ids, seq_lens, positions, mask, cache)
+        if positions is None:
+            return hidden
+        w = self.head.weight[0].float()
+        stop = (1000.0 / w.norm() * w).to(hidden.dtype)  # [H]: logits W @ stop put token 0 far ahead
+        return torch.where((positions == self.stop_position)[..., None], stop, hidden)
+
+
+def attention_flops(lens, cfg) -> float:
+    """Causal attention matmuls (QK^T and AV) of packed sequences, forward, all layers."""
+    return 2 * 2 * cfg.num_hidden_layers * cfg.num_attention_heads * cfg.head_dim * sum(n * n / 2 for n in lens)
+
+
+def matmul_params(model) -> int:
+    """Parameters that take part in a matmul per token: all but the input embedding (a lookup), the
+    lm_head counted even when tied to it."""
+    n = sum(p.numel() for name, p in model.named_parameters() if "embed_tokens" not in name)
+    return n + (model.head.weight.numel() if model.head_name == "lm_head" and model.cfg.tie_word_embeddings else 0)
+
+
+def bench_gpu(args):
+    """See the module docstring's `gpu` rows; prints one table."""
+    import model as model_module
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    reduced = args.reduced or device.type == "cpu"
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    try:
+        import transformers
+    except ImportError:
+        transformers = None
+    t_start = time.perf_counter()
+    bandwidth, peak_flops, peaks_from = card_peaks(device)
+    tiny = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=32, tie_word_embeddings=False)
+    few = dict(num_hidden_layers=args.layers)
+    widths = {"tiny": tiny} if reduced else {"1.7b": {**SHAPES["1.7b"], **few}, "8b": {**SHAPES["8b"], **few}}
+    decode_shape = SHAPES[args.decode_shape or "8b"] if args.decode_shape or not reduced else tiny
+    N = args.new_tokens_gpu or (8 if reduced else 1024)  # new tokens per sample
+    prompt_len = 16 if reduced else 256
+    groups = [(1, 2), (2, 2)] if reduced else [(1, 8), (16, 8)]  # prompts x samples
+    seq_len, n_seqs = (32, 4) if reduced else (1024, 16)  # RM and policy update micro-batch: 16K tokens
+    rows = []  # (check, ours, baseline, result)
+
+    def add(check, ours, baseline, result):
+        rows.append((check, ours, baseline, result))
+        print(f"  [{time.perf_counter() - t_start:6.1f}s] {check}: {ours} | {baseline} | {result}", flush=True)
+
+    def over_budget(check):
+        if time.perf_counter() - t_start > args.time_budget:
+            add(check, "skipped", "", f"over --time-budget {args.time_budget}s")
+            return True
+        return False
+
+    # 1. bf16 parity against transformers, policy and reward model, at the widest shape
+    parity_shape = next(iter(widths.values()))
+    for head in ("lm_head", "score") if "parity" in args.sections else ():
+        if transformers is None:
+            add(f"parity {head}", "transformers not installed", "", "unmeasured")
+            continue
+        model = random_model(parity_shape, head, device, dtype, cls=M.Qwen3)
+        hf = hf_twin(model, transformers)
+        ids = torch.randint(0, model.cfg.vocab_size - 1, (2, seq_len), device=device)
+        with torch.no_grad():
+            ours, ref = model(ids).float(), hf(ids).logits.float()
+        if head == "score":
+            ours = ours[:, -1]  # HF reads the score at the last token
+        diff = (ours - ref).abs().max().item()
+        agree = (ours.argmax(-1) == ref.argmax(-1)).float().mean().item() if head == "lm_head" else float("nan")
+        add(f"parity {'model' if head == 'lm_head' else 'reward model'} vs transformers",
+            f"max |diff| {diff:.3g}", f"output std {ref.std().item():.3g}",
+            f"argmax agree {agree:.1%}" if head == "lm_head" else f"relative {diff / ref.std().item():.2%}")
+        del model, hf
+
+    # 2. flex attention: packed forward = each sequence alone
+    if "flex" in args.sections:
+        model = random_model(parity_shape, "lm_head", device, dtype)
+        g = torch.Generator().manual_seed(0)
+        lens = (seq_len // 8 + torch.rand(8, generator=g) * seq_len).long().tolist()
+        seqs = [torch.randint(0, model.cfg.vocab_size, (n,), device=device) for n in lens]
+        saved = model_module.PACKED_ATTENTION
+        model_module.PACKED_ATTENTION = "flex"  # what CUDA uses by default; on a CPU the eager reference
+        try:
+            with torch.no_grad():
+                packed = model.hidden_states(torch.cat(seqs)[None], seq_lens=lens)[0].float()
+                alone = torch.cat([model.hidden_states(s[None])[0] for s in seqs]).float()
+            diff = (packed - alone).abs().max().item()
+            add(f"flex packed = unpacked ({len(lens)} seqs, {sum(lens)} tok)", f"max |diff| {diff:.3g}",
+                f"hidden std {alone.std().item():.3g}", f"relative {diff / alone.std().item():.2%}")
+        except Exception as e:  # a missing or broken flex attention is a result to report, not a crash
+            add("flex packed = unpacked", f"failed: {type(e).__name__}: {str(e)[:80]}", "", "FAIL")
+        finally:
+            model_module.PACKED_ATTENTION = saved
+        del model
+
+    # 3. decode: GRPO groups, eager vs compiled vs transformers.generate; bandwidth fraction
+    model = random_model(decode_shape, "lm_head", device, dtype, cls=StopsAtPosition)
+    model.stop_position.fill_(-1)  # off until the skewed mix (to_empty left it uninitialised)
+    cfg = model.cfg
+    kv_per_token = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * dtype.itemsize
+    weight_bytes = matmul_params(model) * dtype.itemsize  # read once per step (the embedding: B rows only)
+    hf = (hf_twin(model, transformers) if transformers is not None and not args.skip_hf
+          and "decode" in args.sections else None)
+    sampling = dict(temperature=0.6, top_p=0.95, top_k=20)
+    for P, G in groups if "decode" in args.sections else ():
+        prompts = torch.randint(0, cfg.vocab_size, (P, prompt_len), device=device)
+        lists = prompts.tolist()
+        times = {}
+        for name in ("eager", "compiled", "transformers.generate"):
+            if over_budget(f"decode {P}x{G}x{N} {name}"):
+                continue
+            if name == "compiled" and reduced:  # tests/test_generate.py compiles the same step on a CPU
+                add(f"decode {P}x{G}x{N} compiled", "skipped in --reduced", "", "compiling takes ~30 s on a CPU")
+                continue
+            if name == "transformers.generate":
+                if hf is None:
+                    continue
+                free_rollout_caches()  # our kept KV cache would crowd out transformers' own
+                run = lambda n: hf.generate(prompts, attention_mask=torch.ones_like(prompts), do_sample=True,
+                                            num_return_sequences=G, max_new_tokens=n, min_new_tokens=n,
+                                            pad_token_id=0, **sampling)
+            else:
+                run = lambda n: generate(model, lists, num_samples=G, max_new_tokens=n, seed=0,
+                                         compile=name == "compiled", **sampling)
+            try:
+                with torch.no_grad():
+                    run(min(N, 32))  # warm-up: compiles; the timed run records CUDA graphs of new buckets only
+                    times[name] = timed(lambda: run(N), 1, device) if reduced else timed_once(lambda: run(N), device)[0]
+            except torch.OutOfMemoryError:
+                add(f"decode {P}x{G}x{N} {name}", "out of memory", "", "")
+                continue
+            finally:
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+            base = times.get("eager")
+            add(f"decode {P}x{G}x{N} {name}", f"{P * G * N / times[name]:,.0f} tok/s",
+                "" if name == "eager" else f"eager {P * G * N / base:,.0f} tok/s" if base else "",
+                f"{base / times[name]:.2f}x eager" if base and name != "eager" else "")
+        best = min((times[k], k) for k in ("eager", "compiled") if k in times) if times else None
+        if best:
+            live_kv = P * G * (prompt_len + N / 2) * kv_per_token  # mean live cache over the run
+            step_bytes = weight_bytes + live_kv
+            add(f"decode {P}x{G} bandwidth ({best[1]})", f"{step_bytes / 1e9:.3g} GB/step in "
+                f"{best[0] / N * 1e3:.3g} ms", f"{bandwidth / 1e9:,.0f} GB/s ({peaks_from})",
+                f"{step_bytes / (best[0] / N) / bandwidth:.0%} of bandwidth")
+        if hf is not None and "transformers.generate" in times and best:
+            add(f"decode {P}x{G}x{N} ours vs transformers", f"{P * G * N / best[0]:,.0f} tok/s ({best[1]})",
+                f"{P * G * N / times['transformers.generate']:,.0f} tok/s",
+                f"{times['transformers.generate'] / best[0]:.2f}x (goal 3x on a GPU)")
+    del hf
+
+    # 4. continuous batching on a skewed mix: half the responses stop at 10% of the limit
+    SP, SG = (8, 4) if reduced else groups[-1]  # prompts x samples
+    stop_after = max(1, N // 10)
+    short, long_ = prompt_len, prompt_len + stop_after  # a long prompt starts past the stop position
+    lists = [torch.randint(1, cfg.vocab_size, (short if p % 2 == 0 else long_,)).tolist() for p in range(SP)]
+    row_bytes = cache_bytes_per_row(cfg, bucket_length(long_ + N), dtype)
+    model.stop_position.fill_(short + stop_after - 2)
+    for rows_for in (SP * SG, SP * SG // 2) if "skew" in args.sections else ():
+        if over_budget(f"skewed mix, rows for {rows_for}"):
+            continue
+        t = {}
+        for continuous in (False, True):
+            def run():
+                return generate(model, lists, num_samples=SG, max_new_tokens=N, seed=0, stop_ids=[0],
+                                memory_budget=rows_for * row_bytes, continuous=continuous, **sampling)
+            with torch.no_grad():
+                if reduced:
+                    run()  # warm-up (on a GPU the decode rows above compiled the step already)
+                t[continuous], out = timed_once(run, device)
+        early = (out.lengths == stop_after).float().mean().item()  # of the continuous run's samples
+        add(f"skewed mix {SP}x{SG}x{N}, {rows_for} rows", f"continuous {t[True]:.3g} s",
+            f"static {t[False]:.3g} s", f"{t[True] / t[False]:.2f}x time (goal <= 0.6x); "
+            f"{early:.0%} stop at {stop_after}")
+    model.stop_position.fill_(-1)
+    del model
+    free_rollout_caches()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+    # 5. reward model scoring and training step, 6. policy update: MFU at real widths, few layers
+    from reward import packed_last_token_scores, pairwise_loss
+    for width, shape in widths.items() if "mfu" in args.sections else ():
+        if over_budget(f"rm {width}"):
+            continue
+        rm = random_model(shape, "score", device, dtype)
+        seqs = [torch.randint(0, rm.cfg.vocab_size, (seq_len,)).tolist() for _ in range(n_seqs)]
+        fwd = 2 * seq_len * n_seqs * matmul_params(rm) + attention_flops([seq_len] * n_seqs, rm.cfg)
+        with torch.no_grad():
+            t_score = timed(lambda: packed_last_token_scores(rm, seqs), 3, device)
+        add(f"rm score {width} x{rm.cfg.num_hidden_layers} layers, {n_seqs}x{seq_len}",
+            f"{fwd / t_score / 1e12:.3g} TFLOP/s", f"peak {peak_flops / 1e12:.3g} ({peaks_from})",
+            f"MFU {fwd / t_score / peak_flops:.0%} (goal 50% at 8b)")
+        rm.train()
+        opt = torch.optim.AdamW(rm.parameters(), lr=1e-6, foreach=True)
+
+        def rm_step():
+            scores = packed_last_token_scores(rm, seqs)
+            pairwise_loss(scores[0::2], scores[1::2])[0].backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        t_train = timed(rm_step, 3, device)
+        add(f"rm train step {width} x{rm.cfg.num_hidden_layers} layers", f"{3 * fwd / t_train / 1e12:.3g} TFLOP/s",
+            f"peak {peak_flops / 1e12:.3g}", f"MFU {3 * fwd / t_train / peak_flops:.0%} (goal 40% at 8b)")
+        del rm, opt
+    if "mfu" in args.sections and not over_budget("policy update"):
+        width, shape = list(widths.items())[-1]
+        policy = random_model(shape, "lm_head", device, dtype).train()
+        opt = torch.optim.AdamW(policy.parameters(), lr=1e-6, foreach=True)
+        ids = torch.randint(0, policy.cfg.vocab_size, (1, seq_len * n_seqs // 2), device=device)
+        lens = [seq_len] * (n_seqs // 2)  # half the RM micro-batch: the full-vocabulary log-softmax is big
+        advantages = torch.randn(ids.shape[1], device=device)
+
+        def policy_step():  # PPO-clip at ratio 1 (first epoch), every token a response token
+            logp = torch.log_softmax(policy(ids, seq_lens=lens)[0, :-1].float(), -1)
+            logp = logp.gather(-1, ids[0, 1:, None])[:, 0]
+            ratio = torch.exp(logp - logp.detach())
+            loss = -torch.min(ratio * advantages[1:], ratio.clamp(0.8, 1.28) * advantages[1:]).mean()
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        t_update = timed(policy_step, 3, device)
+        flops = 3 * (2 * ids.shape[1] * matmul_params(policy) + attention_flops(lens, policy.cfg))
+        add(f"policy update {width} x{policy.cfg.num_hidden_layers} layers, {len(lens)}x{seq_len}",
+            f"{flops / t_update / 1e12:.3g} TFLOP/s", f"peak {peak_flops / 1e12:.3g}",
+            f"MFU {flops / t_update / peak_flops:.0%}")
+        del policy, opt
+
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"\nbench.py gpu{' (reduced)' if reduced else ''}: {name}, {str(dtype).replace('torch.', '')}, "
+          f"torch {torch.__version__}, transformers {getattr(transformers, '__version__', 'absent')}, "
+          f"{time.perf_counter() - t_start:.0f} s")
+    print(f"| {'check':<52} | {'ours':<34} | {'baseline':<34} | {'result':<44} |")
+    print(f"|{'-' * 54}|{'-' * 36}|{'-' * 36}|{'-' * 46}|")
+    for check, ours, base, result in rows:
+        print(f"| {check:<52} | {ours:<34} | {base:<34} | {result:<44} |")
+    return rows
+
+
+def main(argv=None):
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["memory"]:  # its own flags
+        return bench_memory((sys.argv[1:] if argv is None else argv)[1:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["model", "rm"])
+    parser.add_argument("what", choices=["model", "rm", "gpu"])
     parser.add_argument("--shape", choices=SHAPES, default="small")
     parser.add_argument("--repeats", type=int, default=3)
     # model
@@ -488,9 +833,21 @@ def main():
     # rm
     parser.add_argument("--pairs", type=int, default=64, help="rm: pairs from the bundled training set")
     parser.add_argument("--micro-batch-tokens", type=int, default=8192, help="rm: token budget of a micro-batch")
-    args = parser.parse_args()
+    # gpu
+    parser.add_argument("--reduced", action="store_true", help="gpu: tiny shapes and few tokens (always on a CPU)")
+    parser.add_argument("--decode-shape", choices=SHAPES, default=None,
+                        help="gpu: the policy shape decoded (default 8b; reduced: a tiny one)")
+    parser.add_argument("--gpu-new-tokens", dest="new_tokens_gpu", type=int, default=None,
+                        help="gpu: new tokens per sample in the decode and skewed-mix rows (1024; 8 reduced)")
+    parser.add_argument("--layers", type=int, default=4, help="gpu: layers of the 1.7b/8b-width MFU models")
+    parser.add_argument("--skip-hf", action="store_true", help="gpu: no transformers.generate baseline")
+    parser.add_argument("--sections", nargs="+", default=["parity", "flex", "decode", "skew", "mfu"],
+                        help="gpu: which groups of rows to run (parity flex decode skew mfu)")
+    parser.add_argument("--time-budget", type=float, default=400,
+                        help="gpu: seconds after which the remaining rows are skipped (and say so)")
+    args = parser.parse_args(argv)
     torch.manual_seed(0)
-    (bench_model if args.what == "model" else bench_rm)(args)
+    return {"model": bench_model, "rm": bench_rm, "gpu": bench_gpu}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,12 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
 
-def setup() -> tuple[int, int, torch.device]:
-    """Join (or create) the process group. Returns rank, world size and this rank's device."""
+def setup(timeout: timedelta | float = timedelta(minutes=30)) -> tuple[int, int, torch.device]:
+    """Join (or create) the process group. Returns rank, world size and this rank's device.
+
+    timeout (a timedelta or seconds): how long a collective waits for the slowest rank before the job is
+    killed. It must exceed the longest phase one rank can spend alone, e.g. a 16K-token rollout that
+    other ranks finished early."""
     if "RANK" not in os.environ:  # plain `python script.py`: a group of one
         os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1")
         os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
@@ -37,7 +41,9 @@ def setup() -> tuple[int, int, torch.device]:
     else:
         device, backend = torch.device("cpu"), "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend, timeout=timedelta(minutes=30))
+        if not isinstance(timeout, timedelta):
+            timeout = timedelta(seconds=timeout)
+        dist.init_process_group(backend, timeout=timeout)
     return dist.get_rank(), dist.get_world_size(), device
 
 

@@ -1,9 +1,11 @@
-"""generate.py: cached decoding against uncached forwards, group fan-out, sampling, transformers' greedy."""
+"""generate.py: cached decoding against uncached forwards, group fan-out, sampling, transformers' greedy,
+raw log-probs, static = chunked = continuous batching, and a compiled step that compiles once."""
 import pytest
 import torch
 
+import generate as GEN
 import model as M
-from generate import generate, sample
+from generate import bucket_length, cache_bytes_per_row, generate, sample
 
 VOCAB = 512
 
@@ -96,8 +98,90 @@ def test_sampling_follows_temperature_top_k_top_p():
     expected[:4] = torch.where(keep, p, 0) / p[keep].sum()
     assert keep.tolist() == [True, True, True, False]  # the case exercises both cuts
     n = 200_000
-    g = torch.Generator().manual_seed(0)
-    tokens, logprobs = sample(logits.expand(n, 6), temperature, top_k, top_p, g)
+    tokens, logprobs, _ = sample(logits.expand(n, 6), temperature, top_k, top_p, torch.arange(n))
     freq = torch.bincount(tokens, minlength=6).float() / n
     torch.testing.assert_close(freq, expected, atol=5e-3, rtol=0)
     torch.testing.assert_close(logprobs, expected[tokens].log(), atol=1e-5, rtol=0)
+
+
+def test_raw_logprobs_are_the_full_softmax_at_temperature_before_top_k_top_p(model):
+    prompts = [prompt(6, 11), prompt(10, 12)]
+    T = 0.7
+    out = generate(model, prompts, num_samples=2, max_new_tokens=10, temperature=T, top_k=5, top_p=0.8, seed=4)
+    for row in range(4):
+        new = out.tokens[row].tolist()
+        ids = torch.tensor(prompts[row // 2] + new)[None]
+        with torch.no_grad():
+            logits = model(ids)[0].float()[len(prompts[row // 2]) - 1 : -1]  # [10, V], predicting each new token
+        expected = torch.log_softmax(logits / T, -1).gather(-1, out.tokens[row][:, None])[:, 0]
+        torch.testing.assert_close(out.raw_logprobs[row], expected, atol=1e-4, rtol=0)
+        # top-k/top-p renormalise over fewer tokens: the sampled distribution gives each kept token more mass
+        assert (out.logprobs[row] >= out.raw_logprobs[row] - 1e-5).all()
+    assert (out.logprobs > out.raw_logprobs + 1e-3).any()
+
+
+def skewed_stops(model, prompts, **kw):
+    """Stop ids that some samples emit early and others never: tokens sample 0 draws at step 2 and the
+    last sample at step 4 in a run without stops."""
+    free = generate(model, prompts, **kw)
+    return [free.tokens[0, 2].item(), free.tokens[-1, 4].item()]
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.9])
+def test_static_chunked_and_continuous_batching_give_the_same_samples(model, temperature):
+    prompts = [prompt(5, 20), prompt(12, 21), prompt(3, 22), prompt(8, 23)]
+    G, n = 3, 14
+    kw = dict(num_samples=G, max_new_tokens=n, temperature=temperature, top_k=40, top_p=0.9, seed=6, pad_id=-1)
+    kw["stop_ids"] = skewed_stops(model, prompts, **kw)
+    row_bytes = cache_bytes_per_row(model.cfg, bucket_length(12 + n), torch.float32)
+    static = generate(model, prompts, continuous=False, **kw)  # every sample in one batch
+    assert 0 < int(static.stopped.sum()) < 12  # the case has early stops and full-length samples
+    for rows in (5, 2):  # 5 rows do not divide 12 samples
+        for continuous in (False, True):
+            out = generate(model, prompts, memory_budget=rows * row_bytes, continuous=continuous, sync_every=3, **kw)
+            assert torch.equal(out.tokens, static.tokens), (rows, continuous)
+            assert torch.equal(out.lengths, static.lengths) and torch.equal(out.stopped, static.stopped)
+            torch.testing.assert_close(out.logprobs, static.logprobs, atol=1e-5, rtol=0)
+            torch.testing.assert_close(out.raw_logprobs, static.raw_logprobs, atol=1e-5, rtol=0)
+
+
+def test_a_sample_depends_on_its_prompt_and_sample_index_not_on_the_batch(model):
+    prompts = [prompt(7, 30), prompt(4, 31)]
+    kw = dict(max_new_tokens=9, temperature=1.0, top_k=20, seed=8)
+    both = generate(model, prompts, num_samples=4, **kw)
+    first_alone = generate(model, prompts[:1], num_samples=2, **kw)  # samples 0 and 1 of prompt 0
+    assert torch.equal(both.tokens[:2], first_alone.tokens)
+    assert not torch.equal(both.tokens[0], both.tokens[1])
+
+
+def test_memory_budget_sets_the_rows_and_rejects_a_budget_below_one_row(model):
+    row = cache_bytes_per_row(model.cfg, 16, torch.float32)
+    kv = 2 * 2 * 2 * 32 * 17 * 4  # k and v x layers x KV heads x head_dim x (16 + 1 spare) positions x float32
+    assert row == kv + 16 * VOCAB  # and the sampler's 4 float32 copies of the logits
+    with pytest.raises(ValueError, match="holds no row"):
+        generate(model, [prompt(4, 0)], max_new_tokens=8, memory_budget=row // 2)
+
+
+def test_bucket_lengths_are_few_and_cover():
+    assert [bucket_length(n) for n in (1, 16, 17, 24, 25, 33, 48, 49, 1000, 16384 + 4096)] == \
+        [16, 16, 24, 24, 32, 48, 48, 64, 1024, 24576]
+    assert len({bucket_length(n) for n in range(1, 32769)}) == 23
+
+
+def test_compiled_step_compiles_once_across_lengths_rows_and_calls(model):
+    """torch.compile (inductor, CPU: no CUDA graphs) over a run that crosses 4 cache buckets and shrinks its
+    rows, then a second call with another row count: one graph, and the tokens of the eager step."""
+    from torch._dynamo.utils import counters
+    torch._dynamo.reset()
+    GEN._compiled_steps.clear()
+    prompts = [prompt(5, 40), prompt(9, 41), prompt(13, 42)]
+    kw = dict(num_samples=3, max_new_tokens=40, temperature=0.8, top_k=20, top_p=0.9, seed=1, sync_every=4)
+    kw["stop_ids"] = skewed_stops(model, prompts, **kw)
+    eager = generate(model, prompts, compile=False, **kw)
+    counters.clear()
+    compiled = generate(model, prompts, compile=True, **kw)  # buckets 16 to 64, 9 rows shrinking to 2
+    budget = 4 * cache_bytes_per_row(model.cfg, 64, torch.float32)
+    chunked = generate(model, prompts, compile=True, memory_budget=budget, **kw)  # 4 rows
+    assert counters["stats"]["unique_graphs"] == 1
+    assert torch.equal(compiled.tokens, eager.tokens) and torch.equal(chunked.tokens, eager.tokens)
+    torch.testing.assert_close(compiled.logprobs, eager.logprobs, atol=1e-4, rtol=0)
