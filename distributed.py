@@ -10,10 +10,12 @@ in step, resumable DCP checkpoints, and the full-state-dict export.
   `step_XXXXXXXX.tmp`, each rank's extra state (scheduler, RNG, data position) beside it, and only then
   renames the directory to `step_XXXXXXXX`: a crash mid-write leaves a `.tmp` that is never loaded.
 """
+import json
 import os
 import random
 import re
 import shutil
+import sys
 from datetime import timedelta
 
 import numpy as np
@@ -120,6 +122,13 @@ def all_reduce_max(value: int, device) -> int:
     return int(t.item())
 
 
+def all_gather_floats(value: float, device) -> list[float]:
+    """One float from every rank, in rank order (per-rank timings, maxima)."""
+    out = [torch.zeros(1, dtype=torch.float64, device=device) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, torch.tensor([value], dtype=torch.float64, device=device))
+    return [t.item() for t in out]
+
+
 def full_state_dict(model, all_ranks: bool = False) -> dict:
     """The whole model's state dict: on rank 0's CPU (empty elsewhere), or with all_ranks on every rank's
     device (to refresh a replica). A collective: every rank calls it."""
@@ -200,3 +209,19 @@ def load_checkpoint(path: str, model, optimizer) -> dict:
     extra = torch.load(os.path.join(path, f"extra_rank{dist.get_rank()}.pt"), weights_only=False)
     set_rng_state(extra.pop("rng"))
     return extra
+
+
+def restart_metrics(path: str, resume_step: int) -> None:
+    """Rank 0, at start: keep the metrics.jsonl records of steps <= resume_step (0: none) and drop the rest,
+    including a torn last line left by a crash, so a resumed run appends where the checkpoint left off."""
+    kept = []
+    if resume_step > 0 and os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    if json.loads(line)["step"] <= resume_step:
+                        kept.append(line)
+                except (json.JSONDecodeError, KeyError):
+                    print(f"{path}: dropped a torn or malformed line left by an interrupted run", file=sys.stderr)
+    with open(path, "w") as f:
+        f.writelines(kept)

@@ -34,6 +34,9 @@ Where this differs from textbook PPO/GRPO, and why:
     rollout, however many mini-batches it has): lr x min(1, step / 10), so the first step runs at lr 0.
   - The log-ratio is clamped to [-20, 20] before exp (verl); an optimizer step whose gradient norm is not
     finite is skipped (the gradient dropped) and counted as `skipped_updates` in metrics.jsonl.
+  - metrics.jsonl logs `logprob_gap_mean/max`, |sampler - trainer| log-prob of the sampled tokens under
+    logits / temperature: ~1e-6 in float32 on a CPU, larger with bf16 rollouts or other kernels, which is
+    how a mismatch between the rollout engine and the trainer shows.
 
 As the authors ran it (SPEC.md section 4): prompts rendered with the policy's chat template and its
 default arguments (thinking not switched off; --no-thinking passes enable_thinking=False); the reward model
@@ -66,7 +69,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # models and data
-    p.add_argument("--policy", default=None, help="causal LM (hub id or directory); default: a tiny random Qwen3")
+    p.add_argument("--policy", default=None, help="causal LM (hub id or directory); default: the demo policy "
+                   "warm-started by sft.py (runs/sft/final) if present, else a tiny random Qwen3")
     p.add_argument("--rm", default=None, help="reward model; default: runs/rm/final if present, else tiny random")
     p.add_argument("--data", default=None, help="problems JSONL (question, optional tests); default: HumanEval train")
     p.add_argument("--out", default="runs/rl")
@@ -117,6 +121,9 @@ def parse_args(argv=None):
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--collective-timeout-min", type=float, default=180.0,
+                   help="minutes a collective waits for the slowest rank: must exceed the longest rollout one rank "
+                   "can spend alone (16K-token responses on a slow rank take tens of minutes)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="master weights")
     p.add_argument("--activation-checkpointing", choices=["auto", "on", "off"], default="auto",
                    help="recompute each block in backward (about +33%% block compute, activations kept: one "
@@ -358,7 +365,7 @@ def compute_rewards(problems, responses, args, rm, device, reward_fn=None, respo
 
 def main(argv=None, reward_fn=None):
     args = parse_args(argv)
-    rank, world, device = distributed.setup()
+    rank, world, device = distributed.setup(timeout=args.collective_timeout_min * 60)
     demo = args.policy is None
     prompts_per_step = args.prompts_per_step or (4 if demo else 128)
     max_new = args.max_new_tokens or (48 if demo else 16384)
@@ -373,9 +380,16 @@ def main(argv=None, reward_fn=None):
 
     # Models: the training policy (FSDP), its rollout replica, the frozen reward model, the reference.
     if demo:
-        args.policy = os.path.join(args.out, "init_policy")
-        if rank == 0 and not os.path.exists(os.path.join(args.policy, "config.json")):
-            save_model(init_weights(Qwen3(tiny_config()), seed=args.seed), args.policy)
+        warm = os.path.join(HERE, "runs", "sft", "final")
+        if os.path.exists(os.path.join(warm, "config.json")):
+            args.policy = warm
+            log(f"policy: the demo policy warm-started by sft.py, {warm}")
+        else:
+            args.policy = os.path.join(args.out, "init_policy")
+            log(f"no warm-started policy at {warm}: using a tiny RANDOM policy, which writes no code, so every "
+                "reward will be 0 (run `torchrun --standalone --nproc_per_node=2 sft.py` first)")
+            if rank == 0 and not os.path.exists(os.path.join(args.policy, "config.json")):
+                save_model(init_weights(Qwen3(tiny_config()), seed=args.seed), args.policy)
     need_rm = reward_fn is None and args.reward in ("rm", "mix")
     if need_rm and args.rm is None:
         default_rm = os.path.join(HERE, "runs/rm/final")
@@ -451,7 +465,8 @@ def main(argv=None, reward_fn=None):
         G = args.group_size
         response_ids, truncated, responses = rollout_responses(out, tokenizer)
         rollouts = [{"problem": problems[chosen[row // G]], "prompt": prompts[chosen[row // G]],
-                     "response": response_ids[row], "truncated": truncated[row]} for row in range(len(chosen) * G)]
+                     "response": response_ids[row], "truncated": truncated[row],
+                     "sampler_logp": out.raw_logprobs[row, : len(response_ids[row])]} for row in range(len(chosen) * G)]
         t1 = time.perf_counter()
 
         # 2. reward
@@ -468,6 +483,9 @@ def main(argv=None, reward_fn=None):
 
         # 4. update: old (and reference) log-probs, then one optimizer step per mini-batch of groups
         fill_logprobs(model, rollouts, "old_logp", args, device)
+        # The sampler's log-probs (replica, bf16 on CUDA, decode kernels) against the trainer's (FSDP model,
+        # float32 master weights, packed forward) for the same tokens: the rollout/trainer mismatch
+        gap = torch.cat([(r["sampler_logp"].to(r["old_logp"]) - r["old_logp"]).abs() for r in rollouts])
         if reference is not None:
             fill_logprobs(reference, rollouts, "ref_logp", args, device)
         sums = {}
@@ -487,9 +505,12 @@ def main(argv=None, reward_fn=None):
                  "zero_spread": float(zero_spread.sum()), "groups": float(len(chosen)),
                  "valid": sum(x["valid"] for x in rewards), "tested": len(tested), "pass": sum(x == 1.0 for x in tested),
                  "len_sum": sum(lengths), "truncated": sum(r["truncated"] for r in rollouts),
-                 "prompt_tokens": sum(len(r["prompt"]) for r in rollouts), **sums}
+                 "prompt_tokens": sum(len(r["prompt"]) for r in rollouts), "gap_sum": gap.sum().item(),
+                 "gap_n": len(gap), **sums}
         g = distributed.all_reduce_sum(local, device)
         len_max = distributed.all_reduce_max(max(lengths), device)
+        gap_max = max(distributed.all_gather_floats(gap.max().item() if len(gap) else 0.0, device))
+        rollout_s = distributed.all_gather_floats(t1 - t0, device)  # a slow rank holds every other one
         n, tok = g["n"], max(g["tokens"], 1.0)
         mean = g["reward"] / n
         record = {"step": step + 1, "reward_mean": mean, "reward_std": math.sqrt(max(g["reward_sq"] / n - mean**2, 0.0)),
@@ -501,7 +522,9 @@ def main(argv=None, reward_fn=None):
                   "kl_ref": g["kl_ref"] / tok if args.kl_coef > 0 else None,
                   "grad_norm": sums["grad_norm"] / max(args.mini_batches - sums["skipped"], 1),
                   "skipped_updates": int(sums["skipped"]), "lr": lr_used,
-                  "time_generate": t1 - t0, "time_reward": t2 - t1, "time_update": t3 - t2,
+                  "logprob_gap_mean": g["gap_sum"] / max(g["gap_n"], 1), "logprob_gap_max": gap_max,
+                  "time_generate": t1 - t0, "time_generate_per_rank": rollout_s,
+                  "time_reward": t2 - t1, "time_update": t3 - t2,
                   "rollout_tokens_per_s": g["len_sum"] / (t1 - t0),
                   "update_tokens_per_s": (g["len_sum"] + g["prompt_tokens"]) * (args.mini_batches + 1) / (t3 - t2)}
         if rank == 0:

@@ -215,6 +215,10 @@ def test_grpo_learns_a_toy_reward_through_the_real_loop(workdir):
     assert len(rewards) == 10
     first, last = sum(rewards[:3]) / 3, sum(rewards[-3:]) / 3
     assert first < 0.7 and last > first + 0.25, rewards
+    # the sampler's log-probs (replica, KV-cached decode) match the trainer's (FSDP model, packed forward) in
+    # float32; a gap here would mean the rollout engine and the trainer disagree about the policy
+    assert all(0.0 <= r["logprob_gap_mean"] <= r["logprob_gap_max"] < 1e-3 for r in metrics(out))
+    assert all(len(r["time_generate_per_rank"]) == 1 and r["skipped_updates"] == 0 for r in metrics(out))
     assert os.path.exists(out / "final" / "model.safetensors")
 
 
