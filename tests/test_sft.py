@@ -17,8 +17,8 @@ from sft import demo_records, tokenize, without_docstrings
 from tokenizer import load_tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROBLEMS = ["HumanEval/23", "HumanEval/53"]  # strlen and add: one-line solutions
-WRONG = {"HumanEval/23": ("len(string)", "len(string) - 1"), "HumanEval/53": ("x + y", "x - y")}
+PROBLEMS = ["HumanEval/53"]  # add(x, y): a one-line solution, so the test stays fast
+WRONG = {"HumanEval/53": ("x + y", "x - y")}
 
 
 def run(script, *args):
@@ -37,8 +37,8 @@ def metrics(out):
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    """Two problems with their tests, and SFT records that answer each with its reference and with a
-    failing mutant equally often: a warm start that passes about half the time, with room to improve."""
+    """A problem with its tests, and SFT records that answer it with its reference and with a failing
+    mutant equally often: a warm start that passes about half the time, with room to improve."""
     root = tmp_path_factory.mktemp("sft")
     by_id = {p.problem_id: p for p in humaneval_problems("all")}
     problems, records = [], []
@@ -58,8 +58,8 @@ def toy(tmp_path_factory):
 
 
 def sft_args(toy, out, *extra):
-    return ["--model", str(toy / "init"), "--data", str(toy / "sft.jsonl"), "--out", str(out), "--epochs", "60",
-            "--global-batch", "4", "--lr", "2e-2", "--warmup", "0.05", *extra]
+    return ["--model", str(toy / "init"), "--data", str(toy / "sft.jsonl"), "--out", str(out), "--epochs", "80",
+            "--global-batch", "2", "--lr", "2e-2", "--warmup", "0.05", *extra]
 
 
 def test_targets_are_the_response_and_the_stop_token():
@@ -77,11 +77,11 @@ def test_targets_are_the_response_and_the_stop_token():
 
 def test_sft_resume_equals_uninterrupted_and_lowers_the_loss(toy):
     full, cut = toy / "full", toy / "cut"
-    run("sft.py", *sft_args(toy, full, "--epochs", "3", "--dtype", "float64"))
-    run("sft.py", *sft_args(toy, cut, "--epochs", "3", "--dtype", "float64", "--stop-at", "2"))
-    run("sft.py", *sft_args(toy, cut, "--epochs", "3", "--dtype", "float64", "--resume"))
+    run("sft.py", *sft_args(toy, full, "--epochs", "3", "--global-batch", "1", "--dtype", "float64"))
+    run("sft.py", *sft_args(toy, cut, "--epochs", "3", "--global-batch", "1", "--dtype", "float64", "--stop-at", "3"))
+    run("sft.py", *sft_args(toy, cut, "--epochs", "3", "--global-batch", "1", "--dtype", "float64", "--resume"))
     a, b = metrics(full), metrics(cut)
-    assert [r["step"] for r in b] == [1, 2, 3]
+    assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]
     assert [r["loss"] for r in b] == pytest.approx([r["loss"] for r in a], abs=1e-9)
     assert a[-1]["loss"] < a[0]["loss"]
     exported = M.load_model(str(full / "final"), dtype=torch.float64)
@@ -90,15 +90,16 @@ def test_sft_resume_equals_uninterrupted_and_lowers_the_loss(toy):
 
 def test_grpo_exec_improves_a_warm_started_policy(toy):
     run("sft.py", *sft_args(toy, toy / "warm"))
-    assert metrics(toy / "warm")[-1]["loss"] < 0.3  # the records are learned, up to the 50/50 choice
+    assert metrics(toy / "warm")[-1]["loss"] < 0.1  # the records are learned, up to the 50/50 choice
     out = toy / "rl_exec"
+    # step 1 runs at lr 0 (verl's warm-up), so steps 1-2 sample the warm start itself
     run("train_rl.py", "--policy", str(toy / "warm" / "final"), "--data", str(toy / "problems.jsonl"), "--out", str(out),
-        "--reward", "exec", "--prompts-per-step", "2", "--group-size", "16", "--max-new-tokens", "40", "--steps", "10",
+        "--reward", "exec", "--prompts-per-step", "1", "--group-size", "24", "--max-new-tokens", "40", "--steps", "6",
         "--lr", "2e-3", "--warmup-steps", "1", "--mini-batches", "1", "--exec-workers", "1")
     rates = [r["test_pass_rate"] for r in metrics(out)]
-    assert metrics(out)[0]["valid_rate"] > 0.3  # the warm start writes one parsable block, often
-    assert 0.05 < sum(rates[:2]) / 2 < 0.6, rates  # it passes sometimes ...
-    assert sum(rates[-2:]) / 2 > sum(rates[:2]) / 2 + 0.2, rates  # ... and GRPO makes it pass more often
+    assert metrics(out)[0]["valid_rate"] > 0.8  # the warm start writes one parsable block
+    assert 0.15 < sum(rates[:2]) / 2 < 0.85, rates  # it passes about half the time ...
+    assert sum(rates[-3:]) / 3 > sum(rates[:2]) / 2 + 0.2, rates  # ... and GRPO makes it pass more often
 
 
 def test_reward_model_rewards_the_warm_started_policy(toy):
@@ -107,7 +108,7 @@ def test_reward_model_rewards_the_warm_started_policy(toy):
     M.save_model(M.init_weights(M.Qwen3(M.tiny_config(), head="score"), std=0.3, seed=1), str(toy / "rm"))
     out = toy / "rl_rm"
     run("train_rl.py", "--policy", str(toy / "warm" / "final"), "--rm", str(toy / "rm"), "--data",
-        str(toy / "problems.jsonl"), "--out", str(out), "--prompts-per-step", "2", "--group-size", "4",
+        str(toy / "problems.jsonl"), "--out", str(out), "--prompts-per-step", "1", "--group-size", "4",
         "--max-new-tokens", "48", "--steps", "1", "--exec-workers", "1")
     first = metrics(out)[0]
-    assert first["valid_rate"] > 0.3 and first["reward_mean"] > 0.0
+    assert first["valid_rate"] > 0.5 and first["reward_mean"] > 0.0
