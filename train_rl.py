@@ -57,7 +57,7 @@ from tqdm import tqdm
 import distributed
 from data import load_problems
 from extract import extract_code
-from generate import generate
+from generate import free_rollout_caches, generate
 from hub import local_dir
 from model import Qwen3, init_weights, param_count, read_config, save_model, tiny_config
 from reward import RewardModel, packed_last_token_scores, shaped_reward, token_budget_batches
@@ -100,6 +100,12 @@ def parse_args(argv=None):
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--top-k", type=int, default=20)
+    p.add_argument("--keep-rollout-cache", action="store_true",
+                   help="CUDA: keep the rollout KV cache (and its CUDA graphs) through the update instead of freeing "
+                   "it after each rollout; saves re-capturing graphs, costs the cache's memory in the update")
+    p.add_argument("--rollout-memory-gb", type=float, default=None,
+                   help="KV-cache budget of a rollout: rows beyond it wait and take rows as samples finish "
+                   "(continuous batching); default: most of the free memory on CUDA, every sample at once on CPU")
     # GRPO loss
     p.add_argument("--clip-low", type=float, default=0.2)
     p.add_argument("--clip-high", type=float, default=0.28)
@@ -461,7 +467,11 @@ def main(argv=None, reward_fn=None):
         chosen = [order[(offset + k) % len(problems)].item() for k in range(prompts_per_step)][rank::world]
         out = generate(replica, [prompts[i] for i in chosen], num_samples=args.group_size, max_new_tokens=max_new,
                        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, stop_ids=tokenizer.eos_ids,
-                       pad_id=tokenizer.pad_id, seed=args.seed * 1_000_003 + step * 1_009 + rank)
+                       pad_id=tokenizer.pad_id, seed=args.seed * 1_000_003 + step * 1_009 + rank,
+                       memory_budget=int(args.rollout_memory_gb * 2**30) if args.rollout_memory_gb else None)
+        if device.type == "cuda" and not args.keep_rollout_cache:  # the update needs that memory (bench.py memory)
+            free_rollout_caches()
+            torch.cuda.empty_cache()
         G = args.group_size
         response_ids, truncated, responses = rollout_responses(out, tokenizer)
         rollouts = [{"problem": problems[chosen[row // G]], "prompt": prompts[chosen[row // G]],
