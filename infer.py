@@ -573,7 +573,8 @@ def parse_args(argv):
     problem_flags(c)
     sampling_flags(c, 8)
     c.add_argument("--samples", default=None, help="a `generate` file (else --policy is sampled into --samples-out)")
-    c.add_argument("--samples-out", default=os.path.join("runs", "infer", "eval_samples.jsonl"))
+    c.add_argument("--samples-out", default=os.path.join("runs", "infer", "eval_samples.jsonl"),
+                   help="where --policy's samples go (resumable)")
     c.add_argument("--k", type=int, nargs="+", default=[1], help="pass@k for each k (k <= samples per problem)")
     c.add_argument("--workers", type=int, default=os.cpu_count(), help="sandboxes at a time")
     c.add_argument("--timeout", type=float, default=2.0, help="seconds per test")

@@ -73,7 +73,7 @@ def parse_args(argv=None):
                    "warm-started by sft.py (runs/sft/final) if present, else a tiny random Qwen3")
     p.add_argument("--rm", default=None, help="reward model; default: runs/rm/final if present, else tiny random")
     p.add_argument("--data", default=None, help="problems JSONL (question, optional tests); default: HumanEval train")
-    p.add_argument("--out", default="runs/rl")
+    p.add_argument("--out", default="runs/rl", help="output directory (metrics.jsonl, samples, checkpoints, final/)")
     p.add_argument("--no-thinking", action="store_true",
                    help="pass enable_thinking=False to the chat template (Qwen3: an empty think block in the prompt); "
                    "default: the template's default, thinking not switched off, as the authors ran it")
@@ -90,16 +90,16 @@ def parse_args(argv=None):
                    "0 for invalid code; none: the raw score for every response, invalid ones scored as RM(q, \"\") "
                    "(the authors' no-shaping ablation)")
     p.add_argument("--rm-sharded", action="store_true", help="shard the reward model with FSDP (when it does not fit)")
-    p.add_argument("--rm-max-len", type=int, default=4096)
+    p.add_argument("--rm-max-len", type=int, default=4096, help="reward-model input tokens, right-truncated (paper: 4096)")
     p.add_argument("--exec-workers", type=int, default=2, help="sandbox processes per rank")
     # rollouts
     p.add_argument("--prompts-per-step", type=int, default=None, help="over all ranks (default 128; demo 4)")
-    p.add_argument("--group-size", type=int, default=8)
+    p.add_argument("--group-size", type=int, default=8, help="samples per prompt, one GRPO group (paper: 8)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="default 16384 (demo 48)")
     p.add_argument("--max-prompt-len", type=int, default=4096, help="longer prompts are skipped")
-    p.add_argument("--temperature", type=float, default=0.6)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--top-k", type=int, default=20)
+    p.add_argument("--temperature", type=float, default=0.6, help="rollout temperature (paper: 0.6)")
+    p.add_argument("--top-p", type=float, default=0.95, help="rollout nucleus mass (paper: 0.95)")
+    p.add_argument("--top-k", type=int, default=20, help="rollout top-k, 0 = none (paper: 20)")
     p.add_argument("--keep-rollout-cache", action="store_true",
                    help="CUDA: keep the rollout KV cache (and its CUDA graphs) through the update instead of freeing "
                    "it after each rollout; saves re-capturing graphs, costs the cache's memory in the update")
@@ -107,15 +107,16 @@ def parse_args(argv=None):
                    help="KV-cache budget of a rollout: rows beyond it wait and take rows as samples finish "
                    "(continuous batching); default: most of the free memory on CUDA, every sample at once on CPU")
     # GRPO loss
-    p.add_argument("--clip-low", type=float, default=0.2)
-    p.add_argument("--clip-high", type=float, default=0.28)
-    p.add_argument("--dual-clip", type=float, default=3.0)
-    p.add_argument("--loss-agg", choices=["token-mean", "seq-mean"], default="token-mean")
+    p.add_argument("--clip-low", type=float, default=0.2, help="PPO ratio clip below 1 (paper: 0.2)")
+    p.add_argument("--clip-high", type=float, default=0.28, help="PPO ratio clip above 1, clip-higher (paper: 0.28)")
+    p.add_argument("--dual-clip", type=float, default=3.0, help="dual-clip bound for negative advantages (paper: 3.0)")
+    p.add_argument("--loss-agg", choices=["token-mean", "seq-mean"], default="token-mean",
+                   help="token-mean over the global mini-batch (paper, verl) or the mean of per-sequence means")
     p.add_argument("--no-std", action="store_true", help="advantage R - mean, without / std (Dr. GRPO)")
     p.add_argument("--skip-zero-spread", action="store_true", help="leave groups with equal rewards out of the update")
     p.add_argument("--mask-truncated", action="store_true", help="no loss on responses cut at --max-new-tokens")
-    p.add_argument("--kl-coef", type=float, default=0.0)
-    p.add_argument("--entropy-coef", type=float, default=0.0)
+    p.add_argument("--kl-coef", type=float, default=0.0, help="k3 KL penalty against the initial policy (paper: 0, none)")
+    p.add_argument("--entropy-coef", type=float, default=0.0, help="entropy bonus (paper: 0)")
     # optimisation
     p.add_argument("--steps", type=int, default=None, help="RL steps (default 250; demo 8)")
     p.add_argument("--mini-batches", type=int, default=2, help="optimizer steps per rollout")
@@ -123,10 +124,11 @@ def parse_args(argv=None):
                    help="token budget of a packed micro-batch: activations grow with it (logits do not: they "
                    "are made a chunk of rows at a time, logprobs.token_logprobs); see `python bench.py memory`")
     p.add_argument("--lr", type=float, default=None, help="default 1e-6 (demo 1e-4)")
-    p.add_argument("--warmup-steps", type=int, default=10)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--warmup-steps", type=int, default=10,
+                   help="RL steps of linear warm-up, verl's schedule: lr x min(1, step / N), step 0 at lr 0 (paper: 10)")
+    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (paper: 0.01)")
+    p.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip (paper: 1.0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the prompt order, the sampling and the demo init")
     p.add_argument("--collective-timeout-min", type=float, default=180.0,
                    help="minutes a collective waits for the slowest rank: must exceed the longest rollout one rank "
                    "can spend alone (16K-token responses on a slow rank take tens of minutes)")
@@ -143,9 +145,9 @@ def parse_args(argv=None):
                    "fewer per micro-batch); auto: micro-batch for a real checkpoint, step for the demo")
     # logging, checkpoints
     p.add_argument("--sample-every", type=int, default=5, help="steps between writes to samples.jsonl")
-    p.add_argument("--save-every", type=int, default=50)
-    p.add_argument("--keep", type=int, default=2)
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--save-every", type=int, default=50, help="steps between checkpoints")
+    p.add_argument("--keep", type=int, default=2, help="checkpoints kept")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint under --out")
     p.add_argument("--stop-at", type=int, default=None, help="stop after this step (checkpointed); for tests")
     return p.parse_args(argv)
 

@@ -69,11 +69,11 @@ def parse_args(argv=None):
     p.add_argument("--max-steps", type=int, default=None, help="cap on optimizer steps")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-6; demo: 1e-3)")
     p.add_argument("--warmup", type=float, default=0.03, help="warm-up steps, as a fraction of all steps")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
+    p.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip")
     p.add_argument("--margin", type=float, default=0.0, help="Bradley-Terry margin (0 = the paper's loss)")
     p.add_argument("--center-coef", type=float, default=0.0, help="reward-centering coefficient (0 = off)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the demo init, the shuffle and the RNG")
     p.add_argument("--activation-checkpointing", choices=["auto", "on", "off"], default="auto",
                    help="recompute each block in backward (about +33%% block compute, activations kept: one "
                    "[tokens, hidden] per block); auto: on for a real checkpoint, off for the demo")
