@@ -1,5 +1,5 @@
 """bench.py gpu in its reduced CPU form: every row runs end to end, so the GPU script cannot rot, and the
-checks that are exact on a CPU in float32 (parity with transformers, flex packed = unpacked) hold."""
+checks that are exact on a CPU in float32 (parity with transformers, flex packed = alone) hold."""
 import re
 
 import pytest
@@ -8,7 +8,7 @@ import bench
 
 
 def number(text: str) -> float:
-    return float(re.search(r"max \|diff\| ([0-9.e+-]+)", text).group(1))
+    return float(re.search(r"max \|[a-z -]+\| ([0-9.e+-]+)", text).group(1))
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def rows():
 
 def test_every_row_of_the_gpu_script_runs_on_a_cpu(rows):
     checks = " / ".join(rows)
-    for expected in ("flex packed = unpacked", "decode 1x2x8 eager", "decode 2x2x8 eager", "decode 1x2 bandwidth",
+    for expected in ("flex packed vs alone", "decode 1x2x8 eager", "decode 2x2x8 eager", "decode 1x2 bandwidth",
                      "skewed mix", "rm score tiny", "rm train step tiny", "policy update tiny"):
         assert expected in checks, expected
     assert not any("FAIL" in r or "failed" in o or "skipped" in o and "compiled" not in c
@@ -29,7 +29,7 @@ def test_every_row_of_the_gpu_script_runs_on_a_cpu(rows):
 
 def test_parity_and_flex_rows_are_exact_in_float32(rows):
     flex = next(v for c, v in rows.items() if c.startswith("flex packed"))
-    assert number(flex[0]) < 1e-4
+    assert number(flex[2]) < 1e-4  # float32: each sequence alone is the exact answer
     pytest.importorskip("transformers")
     for check in ("parity model vs transformers", "parity reward model vs transformers"):
         assert number(rows[check][0]) < 1e-4
