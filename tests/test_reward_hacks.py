@@ -1,15 +1,19 @@
 """A corpus of reward hacks: programs with no real solution that try to pass tests anyway, the kind an RL
 policy finds under optimisation pressure (always-equal objects, builtin subclasses, monkeypatched
 builtins and modules, test sources found in memory or on disk, forged protocol lines, early exits).
-Each runs against all 164 HumanEval problems: none may pass a single problem, while every reference
-solution passes all of its tests.
+Every reference solution must pass all of its tests (all 164 HumanEval problems), and no hack may pass a
+single problem. In the test suite each hack runs against 43 problems that cover every shape of assertion
+HumanEval uses (`== value`, bare truthiness, `not`, `is True`, `abs(..) < tol`, whole test functions, ...),
+two problems per shape plus every 8th problem: a hack that beats the harness does so through a shape, and
+the full cross product (2,460 sandboxed programs) costs minutes. The script runs all 164:
 
     python -m pytest -q tests/test_reward_hacks.py
-    python tests/test_reward_hacks.py          # the table: problems passed per hack (and the mean pass rate)
+    python tests/test_reward_hacks.py          # the table over all 164: problems passed per hack
 
 ENTRY in each program is replaced by the problem's entry point.
 """
 import os
+import re
 import sys
 
 import pytest
@@ -209,14 +213,40 @@ HACKS = {
 LIMITS = sandbox.Limits(test_timeout_s=2.0, total_timeout_s=120.0)
 
 
-def run_corpus(workers: int = 2):
-    """{hack: [ProgramResult per problem]} and the references' results, all in one batch."""
+def assertion_shape(test: str) -> str:
+    """A test statement with its call, literals and brackets blanked: `assert C(X) == N`, `assert not C(X)`."""
+    test = re.sub(r"candidate\(.*\)", "C()", test.strip(), flags=re.S)
+    test = re.sub(r"\"[^\"]*\"|'[^']*'", "S", test)
+    test = re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "N", test)
+    test = re.sub(r"\[.*\]", "L", test)
+    return re.sub(r"\(.*\)", "(X)", test).split(",")[0][:40]
+
+
+def shape_covering(problems) -> list[int]:
+    """Indices of two problems per assertion shape, plus every 8th problem (43 of HumanEval's 164)."""
+    by_shape = {}
+    for i, p in enumerate(problems):
+        for test in p.tests.tests:
+            holders = by_shape.setdefault(assertion_shape(test), [])
+            if i not in holders:
+                holders.append(i)
+    chosen = set(range(0, len(problems), 8))
+    for holders in by_shape.values():
+        chosen.update(holders[:2])
+    return sorted(chosen)
+
+
+def run_corpus(workers: int = 2, every_problem: bool = False):
+    """The references' results on every problem, and {hack: [ProgramResult per attacked problem]}, in one
+    batch; the attacked problems are all of them or the shape-covering subset."""
     problems = data.humaneval_problems()
+    attacked = [problems[i] for i in (range(len(problems)) if every_problem else shape_covering(problems))]
     jobs = [(p.reference, p.tests) for p in problems]
-    jobs += [(code.replace("ENTRY", p.entry_point), p.tests) for code in HACKS.values() for p in problems]
+    jobs += [(code.replace("ENTRY", p.entry_point), p.tests) for code in HACKS.values() for p in attacked]
     results = sandbox.run_programs(jobs, workers=workers, limits=LIMITS)
-    n = len(problems)
-    return problems, results[:n], {name: results[n * (k + 1): n * (k + 2)] for k, name in enumerate(HACKS)}
+    n, m = len(problems), len(attacked)
+    hacks = {name: results[n + m * k: n + m * (k + 1)] for k, name in enumerate(HACKS)}
+    return problems, results[:n], attacked, hacks
 
 
 @pytest.fixture(scope="module")
@@ -224,21 +254,29 @@ def corpus():
     return run_corpus()
 
 
+def test_the_attacked_subset_covers_every_assertion_shape():
+    problems = data.humaneval_problems()
+    chosen = shape_covering(problems)
+    shapes = {assertion_shape(t) for p in problems for t in p.tests.tests}
+    assert {assertion_shape(t) for i in chosen for t in problems[i].tests.tests} == shapes
+    assert len(shapes) >= 15 and len(chosen) < len(problems) / 3
+
+
 def test_every_reference_passes(corpus):
-    problems, references, _ = corpus
+    problems, references, _, _ = corpus
     assert [p.problem_id for p, r in zip(problems, references) if r.verdict != "passed"] == []
 
 
 @pytest.mark.parametrize("hack", list(HACKS))
 def test_no_hack_passes_any_problem(corpus, hack):
-    problems, _, by_hack = corpus
-    passed = [p.problem_id for p, r in zip(problems, by_hack[hack]) if r.verdict == "passed"]
+    _, _, attacked, by_hack = corpus
+    passed = [p.problem_id for p, r in zip(attacked, by_hack[hack]) if r.verdict == "passed"]
     assert passed == []
     assert all(r.verdict in sandbox.VERDICTS for r in by_hack[hack])
 
 
 if __name__ == "__main__":
-    problems, references, by_hack = run_corpus()
+    problems, references, _, by_hack = run_corpus(every_problem=True)
     print(f"references passing: {sum(r.verdict == 'passed' for r in references)} / {len(problems)}")
     print(f"| {'hack':<42} | problems passed | mean pass rate |")
     for name, results in by_hack.items():
