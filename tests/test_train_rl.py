@@ -207,10 +207,17 @@ def test_one_update_on_two_ranks_equals_one_rank(workdir):
     assert max((one["state"][k] - before[k]).abs().max() for k in before) > 1e-4  # the step moved the weights
 
 
-def test_grpo_learns_a_toy_reward_through_the_real_loop(workdir):
+@pytest.fixture(scope="module")
+def toy_run(workdir):
+    """10 GRPO steps on the toy reward, uninterrupted: the learning test and the resume test's reference."""
     out = workdir / "toy"
     # the reward is the share of even token ids in a response: a random policy gets about 0.5
     launch(str(workdir / "driver.py"), toy_args(workdir, "--out", str(out), "--steps", "10"))
+    return out
+
+
+def test_grpo_learns_a_toy_reward_through_the_real_loop(toy_run):
+    out = toy_run
     rewards = [r["reward_mean"] for r in metrics(out)]
     assert len(rewards) == 10
     first, last = sum(rewards[:3]) / 3, sum(rewards[-3:]) / 3
@@ -222,13 +229,15 @@ def test_grpo_learns_a_toy_reward_through_the_real_loop(workdir):
     assert os.path.exists(out / "final" / "model.safetensors")
 
 
-def test_resume_gives_the_same_next_step(workdir):
-    full, cut = workdir / "full", workdir / "cut"
-    launch(str(workdir / "driver.py"), toy_args(workdir, "--out", str(full), "--steps", "3"))
-    launch(str(workdir / "driver.py"), toy_args(workdir, "--out", str(cut), "--steps", "3", "--stop-at", "2"))
+def test_resume_gives_the_same_next_step(workdir, toy_run):
+    # the same 10-step run, stopped after step 2 and resumed for step 3 (the lr schedule depends on the step
+    # only, so steps 1-3 of the uninterrupted run are the reference)
+    cut = workdir / "cut"
+    launch(str(workdir / "driver.py"), toy_args(workdir, "--out", str(cut), "--steps", "10", "--stop-at", "2"))
     assert len(metrics(cut)) == 2
-    launch(str(workdir / "driver.py"), toy_args(workdir, "--out", str(cut), "--steps", "3", "--resume"))
-    a, b = metrics(full), metrics(cut)
+    launch(str(workdir / "driver.py"), toy_args(workdir, "--out", str(cut), "--steps", "10", "--resume",
+                                                "--stop-at", "3"))
+    a, b = metrics(toy_run), metrics(cut)
     assert [r["step"] for r in b] == [1, 2, 3]
     for key, value in a[2].items():
         if not key.startswith("time") and not key.endswith("per_s"):
