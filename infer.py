@@ -28,7 +28,7 @@ Choices the paper leaves open, made here:
   execution baseline (CURE) generates its tests, which costs more time still. Each selection is timed per
   problem in the same run; model loading and one warm-up call of each are not counted. (On a CPU that
   other work keeps busy, set OMP_NUM_THREADS=1: torch's spinning threads then slow scoring down many
-  times; see bench_infer.py.)
+  times; see `bench.py infer --threads`.)
 - Bundled pools (the default): for each held-out HumanEval problem, the deduplicated candidates of
   data/humaneval_candidates.jsonl (the reference solution and AST mutants with recorded verdicts), in a
   shuffle seeded by (--seed, problem id), first min(N, pool size) of them: no repeats, so a few problems get
