@@ -980,7 +980,7 @@ def infer_flags(p):
 
 def bench_infer(args):
     """Latency per problem of best-of-N selection: the reward model against execution, N = 4, 8, 16, measured
-in the same run on the bundled pools of the held-out HumanEval problems (METHOD.md, test-time scaling: the
+in the same run on the bundled pools of the held-out HumanEval problems (METHOD.md section 5: the
 paper reports reward-model selection at about a tenth of the latency of selection by generated tests).
 
     python bench.py infer                                   # CPU: the tiny RM of runs/rm/final (or its shape)

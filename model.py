@@ -1,7 +1,7 @@
 """Qwen3 in plain PyTorch, with Hugging Face checkpoint I/O.
 
 The decoder every part of this project runs: the reward model (Qwen3 + a scalar `score` head), the GRPO
-policy (Qwen3 + `lm_head`) and the best-of-N sampler. One block, per SPEC.md section 7:
+policy (Qwen3 + `lm_head`) and the best-of-N sampler. One block, per METHOD.md section 7:
 
     x = x + o_proj(attn(rope(q_norm(q_proj(rms(x)))), rope(k_norm(k_proj(rms(x)))), v_proj(rms(x))))
     x = x + down_proj(silu(gate_proj(rms(x))) * up_proj(rms(x)))
