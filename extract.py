@@ -1,4 +1,4 @@
-r"""Syntax-aware code extraction from model responses (CodeScaler, arXiv 2602.17684; METHOD: SPEC.md section 3).
+r"""Syntax-aware code extraction from model responses (CodeScaler, arXiv 2602.17684; METHOD.md section 3).
 
 The paper's rule, used for rewards during RL (mode="strict"):
     find the markdown fenced code blocks; if there is not exactly one, the code is ""; otherwise strip the

@@ -8,7 +8,7 @@
     python infer.py rmeval --rm CKPT --data total_dataset.json   # RM-Bench (alias: rmbench); or a pairs file
     python infer.py <command> --help                       # every flag
 
-How it maps to the paper (SPEC.md sections 3, 5 and 6):
+How it maps to the paper (METHOD.md sections 3, 5 and 6):
 - Best-of-N (section 5): extract each candidate's code with the strict rule, score it with the reward model,
   keep the argmax of the shaped reward (0 for no valid code, else softplus(score)), so a candidate without a
   single parsable block is never picked over one with. Ties go to the lowest candidate index.
@@ -28,7 +28,7 @@ Choices the paper leaves open, made here:
   execution baseline (CURE) generates its tests, which costs more time still. Each selection is timed per
   problem in the same run; model loading and one warm-up call of each are not counted. (On a CPU that
   other work keeps busy, set OMP_NUM_THREADS=1: torch's spinning threads then slow scoring down many
-  times; see bench_infer.py.)
+  times; see `bench.py infer --threads`.)
 - Bundled pools (the default): for each held-out HumanEval problem, the deduplicated candidates of
   data/humaneval_candidates.jsonl (the reference solution and AST mutants with recorded verdicts), in a
   shuffle seeded by (--seed, problem id), first min(N, pool size) of them: no repeats, so a few problems get
@@ -37,7 +37,7 @@ Choices the paper leaves open, made here:
   fraction of tests passed.
 - RM-Bench (`rmeval`): RM-Bench's own scoring (see `rmbench_accuracy`); each response is scored verbatim
   with the RM's chat template and its 4096-token right truncation (RM-Bench's script truncates at 2048 from
-  the left). Paper, SPEC section 5-6: CodeScaler-8B 76.9 / 83.0 / 79.9 / 96.4 / 84.1 (code / chat / math /
+  the left). Paper (METHOD.md section 6): CodeScaler-8B 76.9 / 83.0 / 79.9 / 96.4 / 84.1 (code / chat / math /
   safety / overall).
 
 Files. Problems: `humaneval` (bundled, --split heldout|train|all) or a JSONL/Parquet file in any form
@@ -506,7 +506,7 @@ def parse_args(argv):
                        help="HumanEval problems to sample or draw pools for (a --samples file is used whole)")
 
     def sampling_flags(c, n):
-        # Defaults are the paper's evaluation settings (SPEC.md section 4): n = 8, 16384 new tokens,
+        # Defaults are the paper's evaluation settings (METHOD.md section 6): n = 8, 16384 new tokens,
         # temperature 0.6, top-p 0.95, no top-k, the chat template's default (thinking not switched off).
         # On a CPU with a tiny policy pass a small --max-new-tokens (tests use 16-64).
         c.add_argument("--policy", default=None, help="policy checkpoint (directory or hub id) to sample from")

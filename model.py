@@ -1,7 +1,7 @@
 """Qwen3 in plain PyTorch, with Hugging Face checkpoint I/O.
 
 The decoder every part of this project runs: the reward model (Qwen3 + a scalar `score` head), the GRPO
-policy (Qwen3 + `lm_head`) and the best-of-N sampler. One block, per SPEC.md section 7:
+policy (Qwen3 + `lm_head`) and the best-of-N sampler. One block, per METHOD.md section 7:
 
     x = x + o_proj(attn(rope(q_norm(q_proj(rms(x)))), rope(k_norm(k_proj(rms(x)))), v_proj(rms(x))))
     x = x + down_proj(silu(gate_proj(rms(x))) * up_proj(rms(x)))
@@ -23,9 +23,7 @@ sequence boundaries (no N x N mask).
 Checkpoints: `load_model(name_or_path)` reads an HF directory or hub id (single file or sharded,
 `Qwen3ForCausalLM` or `Qwen3ForSequenceClassification`), building on the meta device and materialising
 once, so an 8B model is never held twice (with `shard=`, each rank reads only its FSDP shards).
-`save_model` writes what transformers and vLLM read.
-
-    python model.py        # demo: write a tiny random Qwen3, load it back, chat-format a prompt, sample
+`save_model` writes what transformers and vLLM read. A demo that writes, loads and samples: `python demo.py`.
 """
 import json
 import os
@@ -569,40 +567,3 @@ def tiny_config(vocab_size: int = 151936, **overrides) -> Qwen3Config:
                pad_token_id=151643 if vocab_size > 151643 else None)  # Qwen3's <|endoftext|>
     cfg.update(overrides)
     return Qwen3Config(**cfg)
-
-
-# -----------------------------------------------------------------------------
-# Demo
-
-def demo():
-    """Write a tiny random Qwen3, load it back, chat-format a prompt, sample a group."""
-    import tempfile
-    import time
-
-    from generate import generate
-    from tokenizer import load_tokenizer, render_prompt
-
-    tok = load_tokenizer()
-    with tempfile.TemporaryDirectory() as tmp:
-        save_model(init_weights(Qwen3(tiny_config())), tmp)
-        model = load_model(tmp, dtype=torch.float32)
-        n_params = sum(p.numel() for p in model.parameters())
-        print(f"tiny random Qwen3 ({n_params / 1e6:.1f}M parameters) written to and read back from {tmp}")
-    prompt = render_prompt("Write a Python function that reverses a string.", enable_thinking=False)
-    ids = tok.encode(prompt)
-    t0 = time.perf_counter()
-    out = generate(model, [ids], num_samples=4, max_new_tokens=32, temperature=0.6, top_p=0.95, top_k=20,
-                   stop_ids=tok.eos_ids, seed=0)
-    dt = time.perf_counter() - t0
-    print(f"prompt ({len(ids)} tokens):\n{prompt}")
-    for i in range(4):
-        n = int(out.lengths[i])
-        print(f"sample {i} ({n} tokens, mean log-prob {out.logprobs[i, :n].mean():.2f}): "
-              f"{tok.decode(out.tokens[i, :n].tolist())!r}")
-    print(f"{int(out.lengths.sum())} tokens in {dt:.2f}s (random weights: the text is noise, the machinery is real)")
-
-
-if __name__ == "__main__":
-    from model import demo  # run the imported module's code: generate.py builds masks with *its* model classes
-
-    demo()

@@ -4,7 +4,7 @@
     rm.score(problems, codes)              -> list[float]   raw scores s
     shaped_reward(s, code)                 -> float         0 for empty (invalid) code, else softplus(s)
 
-Input (SPEC.md section 2): the two-turn chat [user: problem, assistant: extracted code] rendered in the
+Input (METHOD.md section 2): the two-turn chat [user: problem, assistant: extracted code] rendered in the
 checkpoint's own chat format (`Tokenizer.render_reward_input`: Qwen3's by hand, any other template through
 jinja2 as transformers renders it) with no generation prompt, right-truncated to `max_len` tokens (4096), scored at the
 last token that survives truncation. Scores are pooled from real lengths, never from the pad id

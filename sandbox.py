@@ -11,7 +11,7 @@ evaluation number (infer.py) come from here:
 
     python -m pytest -q tests/test_sandbox.py tests/test_reward_hacks.py   # containment; the hack corpus
     SANDBOX_TEST_BUSY=2 python -m pytest -q tests/test_sandbox.py         # the same beside 2 busy processes
-    python bench_sandbox.py                                                # overhead vs `python -I -S -c pass`
+    python bench.py sandbox                                                # overhead vs `python -I -S -c pass`
 
 Three kinds of tests share one call path. CallTests: HumanEval-style snippets that call `candidate`, with a
 preamble (imports, helpers) run before them. FunctionTests: LiveCodeBench/TACO functional tests, JSON

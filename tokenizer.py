@@ -7,7 +7,7 @@ What is here:
   even a BOS), and special tokens written in the text (`<|im_start|>`, `<think>`, ...) encode to their ids.
 - `render_prompt(user, enable_thinking)`: what the policy sees, one user turn and the generation prompt.
 - `render_reward_input(problem, code)`: what the reward model scores, the user turn and the code as the
-  assistant turn, no generation prompt (SPEC.md section 2).
+  assistant turn, no generation prompt (METHOD.md section 2).
 - `Tokenizer.render_prompt` / `Tokenizer.render_reward_input`: the same two conversations in the format of
   the checkpoint the tokenizer came from: the hand-written Qwen3 format when its chat template is Qwen3's,
   else its own template rendered as transformers' `apply_chat_template` does (jinja2 in an immutable

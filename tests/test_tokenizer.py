@@ -1,5 +1,5 @@
 """tokenizer.py against the references: the real Qwen3 chat template rendered with jinja2 exactly as transformers
-compiles it, transformers' own `apply_chat_template` and tokenizer, and the ids in SPEC.md section 7.
+compiles it, transformers' own `apply_chat_template` and tokenizer, and the ids in METHOD.md section 7.
 
 Run: HF_HUB_OFFLINE=1 python -m pytest -q tests/test_tokenizer.py
 """
@@ -176,7 +176,7 @@ def test_render_reward_input_matches_template(hf_tokenizer):
 
 
 def test_render_reward_input_literal():
-    # SPEC.md section 2: empty think block before the last assistant turn, every turn ends with <|im_end|>\n
+    # METHOD.md section 2: empty think block before the last assistant turn, every turn ends with <|im_end|>\n
     assert render_reward_input("Add.", "\n\ndef f():\n    pass\n") == (
         "<|im_start|>user\nAdd.<|im_end|>\n"
         "<|im_start|>assistant\n<think>\n\n</think>\n\ndef f():\n    pass\n<|im_end|>\n")
