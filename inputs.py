@@ -57,6 +57,17 @@ def check_file(path: str) -> None:
         raise InputNotFound(path, "no such file")
 
 
+def check_output(path: str) -> None:
+    """An output file's name must not be a directory, and its parent must not be a file."""
+    if os.path.isdir(path):
+        raise InputNotFound(path, "is a directory, expected a file to write")
+    parent = os.path.dirname(os.path.abspath(path))
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise InputNotFound(parent, "is a file, expected a directory to write into")
+
+
 def read_jsonl(path: str):
     """Yield (1-based line number, record dict) for every non-blank line of a JSON Lines file."""
     check_file(path)
@@ -103,8 +114,7 @@ def atomic_write(path: str, mode: str = "w"):
     """Open a temporary file beside `path` for writing; on success it replaces `path` (os.replace is atomic
     on one filesystem), on any error it is deleted and `path` is untouched. Parent directories are made."""
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise InputNotFound(path, "is a directory, expected a file to write")
+    check_output(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
@@ -128,10 +138,13 @@ def run_main(main, argv=None, prog: str | None = None):
     try:
         return main(argv)
     except InputError as e:
+        line = f"{prog}: error: {e}"
         if is_rank0():
-            print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
+            print(line, file=sys.stderr, flush=True)
         _leave_process_group()
-        sys.exit(2)
+        stop = SystemExit(line)  # str: the line, for callers in the same process (tests)
+        stop.code = 2  # what the interpreter exits with; it prints nothing more for an int code
+        raise stop from None
 
 
 def _leave_process_group():
