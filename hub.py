@@ -19,8 +19,8 @@ def local_dir(name_or_path: str, allow_patterns: list[str], repo_type: str = "mo
     if os.path.isdir(expanded):
         return expanded
     if os.path.exists(expanded) or name_or_path.startswith((".", "/", "~")):
-        what = "no such directory" if not os.path.exists(expanded) else "not a directory"
-        raise InputNotFound(name_or_path, f"{what} (expected a checkpoint directory or a hub id)")
+        what = "no such file or directory" if not os.path.exists(expanded) else "not a directory"
+        raise InputNotFound(name_or_path, f"{what} (expected a local directory or a hub {repo_type} id)")
     from huggingface_hub import snapshot_download
     try:
         return snapshot_download(name_or_path, repo_type=repo_type, allow_patterns=allow_patterns)

@@ -82,7 +82,7 @@ def read_jsonl(path: str):
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
-                raise InputError(at(path, n), f"malformed JSON ({e})") from None
+                raise InputError(at(path, n), f"malformed JSON ({e.msg} at column {e.pos + 1})") from None
             if not isinstance(rec, dict):
                 raise InputError(at(path, n), f"expected a JSON object, got {type(rec).__name__}")
             yield n, rec
