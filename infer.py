@@ -131,25 +131,26 @@ def score_input(rec: dict, where: str) -> tuple[str, str]:
     raise InputError(where, "missing field 'response' or 'code' (a string)")
 
 
-def check_score_input(in_path: str) -> int:
-    """The number of records of a `score` input; any bad record, or none at all, is an InputError."""
+def check_score_input(in_path: str, allow_empty: bool = False) -> int:
+    """The number of records of a `score` input; any bad record, or none at all (unless allow_empty), is an
+    InputError."""
     total = 0
     for n, rec in read_records(in_path):
         score_input(rec, f"{in_path}:{n}")
         total += 1
-    if total == 0:
-        raise InputError(in_path, "no records (an empty file)")
+    if total == 0 and not allow_empty:
+        raise InputError(in_path, "no records (an empty file; --allow-empty writes an empty output)")
     return total
 
 
 def score_file(rm, in_path: str, out_path: str, chunk: int = 512, max_tokens: int = 16384,
-               shaping: str = "softplus", resume: bool = False) -> int:
+               shaping: str = "softplus", resume: bool = False, allow_empty: bool = False) -> int:
     """Stream `in_path` through the reward model, `chunk` records at a time; returns records written.
     The whole input is checked first (an error names its line), so a bad input never touches `out_path`.
     A fresh run writes a temporary file beside `out_path` and renames it when done: a killed run leaves the
     previous output as it was. --resume appends to `out_path` instead, one write per chunk, flushed, so a
     killed run leaves whole lines (and at most one torn last line, which the next --resume cuts off)."""
-    total = check_score_input(in_path)  # pass 1: every record valid, before anything is written
+    total = check_score_input(in_path, allow_empty)  # pass 1: every record valid, before anything is written
     done = len(read_finished(out_path)) if resume else 0
     written = 0
     with (open(out_path, "a", encoding="utf-8") if resume else atomic_write(out_path)) as out, \
@@ -547,6 +548,8 @@ def parse_args(argv):
     c.add_argument("--shaping", default="softplus", choices=["softplus", "sigmoid", "raw", "none"],
                    help="the `reward` field: softplus(score), 0 for invalid code (the method); see reward.shaped_reward")
     c.add_argument("--resume", action="store_true", help="keep the whole lines of --out and go on after them")
+    c.add_argument("--allow-empty", action="store_true",
+                   help="an input without records writes an empty --out (default: an error, exit code 2)")
     model_flags(c)
 
     c = command("generate", "sample N responses per problem from a policy (resumable)")
@@ -628,9 +631,9 @@ def main(argv=None):
 def run(args):
     check_output(args.out)  # the inputs are checked before any model is loaded, the output before anything runs
     if args.command == "score":
-        check_score_input(args.inp)
+        check_score_input(args.inp, args.allow_empty)
         rm = load_rm(args.rm, args.dtype, args.device)
-        n = score_file(rm, args.inp, args.out, args.chunk, args.max_tokens, args.shaping, args.resume)
+        n = score_file(rm, args.inp, args.out, args.chunk, args.max_tokens, args.shaping, args.resume, args.allow_empty)
         print(f"{n} records scored into {args.out}")
     elif args.command == "generate":
         if args.policy is None:

@@ -68,6 +68,13 @@ def check_output(path: str) -> None:
         raise InputNotFound(parent, "is a file, expected a directory to write into")
 
 
+def check_output_dir(path: str) -> None:
+    """An output directory's name must not be a file (its parents are made later)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputNotFound(path, "is a file, expected the output directory")
+    check_output(os.path.join(path, "metrics.jsonl"))
+
+
 def read_jsonl(path: str):
     """Yield (1-based line number, record dict) for every non-blank line of a JSON Lines file."""
     check_file(path)

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 import distributed
 from data import humaneval_problems, read_records
-from inputs import InputError, run_main
+from inputs import InputError, check_output_dir, run_main
 from model import Qwen3, check_checkpoint, init_weights, save_model, tiny_config
 from reward import token_budget_batches
 from tokenizer import load_tokenizer
@@ -142,6 +142,7 @@ def main(argv=None):
     # Inputs, checked on every rank before the process group exists (see inputs.py): a bad records file or
     # checkpoint stops every rank here with one line.
     records = demo_records() if args.data is None else load_records(args.data)
+    check_output_dir(args.out)
     if args.model is not None:
         check_checkpoint(args.model, head="lm_head")
     rank, world, device = distributed.setup()

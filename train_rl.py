@@ -59,7 +59,7 @@ from data import load_problems
 from extract import extract_code
 from generate import free_rollout_caches, generate
 from hub import local_dir
-from inputs import InputError, run_main
+from inputs import InputError, check_output_dir, run_main
 from model import Qwen3, check_checkpoint, init_weights, param_count, read_config, save_model, tiny_config
 from reward import RewardModel, packed_last_token_scores, shaped_reward, token_budget_batches
 from tokenizer import load_tokenizer
@@ -377,6 +377,7 @@ def main(argv=None, reward_fn=None):
     # Inputs, checked on every rank before the process group exists: a bad problems file or checkpoint stops
     # every rank here with one line (inputs.run_main), before any collective could wait on another.
     problems = load_problems(args.data or "humaneval", split="train")
+    check_output_dir(args.out)
     if args.policy is not None:
         check_checkpoint(args.policy, head="lm_head")
     if args.rm is not None and reward_fn is None and args.reward in ("rm", "mix"):

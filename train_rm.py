@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 import distributed
 from data import load_pairs
-from inputs import InputError, run_main
+from inputs import InputError, check_output_dir, run_main
 from model import Qwen3, check_checkpoint, init_weights, save_model, tiny_config
 from reward import RewardModel, pair_metrics, packed_last_token_scores, pairwise_loss, summarize, token_budget_batches
 
@@ -136,6 +136,7 @@ def main(argv=None):
     if len(train_pairs) < args.global_batch:
         raise InputError(args.data, f"{len(train_pairs)} pairs, fewer than one global batch of {args.global_batch} "
                          "(--global-batch)")
+    check_output_dir(args.out)
     if args.model is not None:
         check_checkpoint(args.model, head="score")
     rank, world, device = distributed.setup()

@@ -311,6 +311,24 @@ def test_outputs_that_are_directories_and_bad_flags(files, capsys):
           [str(d / "out_eval.json")], capsys)
 
 
+@pytest.mark.parametrize("module", [train_rm, train_rl, sft], ids=["train_rm", "train_rl", "sft"])
+def test_out_that_is_a_file(files, capsys, tmp_path, module):
+    out = tmp_path / "out_is_a_file"
+    out.write_bytes(SENTINEL)
+    argv = {train_rm: ["--data", files["pairs"], "--global-batch", "2"], train_rl: ["--data", files["problems"]],
+            sft: ["--data", files["records"]]}[module]
+    check(module, argv + ["--out", str(out)], [str(out), "expected the output directory"], [str(out)], capsys)
+
+
+def test_empty_input_is_allowed_when_a_flag_says_so(files, capsys, tmp_path):
+    empty, _ = files["bad"]["empty"]
+    out = tmp_path / "scored.jsonl"
+    out.write_bytes(SENTINEL)
+    infer.main(["score", "--in", empty, "--out", str(out), "--rm", files["ckpt"], "--allow-empty"])
+    assert out.read_bytes() == b""  # replaced, as asked, by the (empty) scores
+    assert "0 records scored" in capsys.readouterr().out
+
+
 def test_garbage_tokenizer_after_the_process_group_exists(files, capsys, tmp_path):
     """A tokenizer is read after init_process_group: the group is left, the error is still one line."""
     ckpt = shutil.copytree(files["ckpt"], tmp_path / "ckpt")
