@@ -107,13 +107,13 @@ def read_text(path: str) -> str:
         raise InputError(at(path, line), f"not UTF-8 text (byte {raw[e.start]:#04x})") from None
 
 
-def read_json(path: str, what: str = "JSON"):
+def read_json(path: str):
     """A JSON file (config.json, tokenizer_config.json, an index): errors name the file and the line."""
     text = read_text(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise InputError(at(path, e.lineno), f"not valid {what} ({e.msg}, column {e.colno})") from None
+        raise InputError(at(path, e.lineno), f"not valid JSON ({e.msg}, column {e.colno})") from None
 
 
 @contextmanager

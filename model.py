@@ -386,7 +386,7 @@ def checkpoint_files(ckpt_dir: str) -> list[str]:
     """The safetensors files of a checkpoint directory, single-file or sharded."""
     index = os.path.join(ckpt_dir, "model.safetensors.index.json")
     if os.path.exists(index):
-        index_json = read_json(index, "JSON")
+        index_json = read_json(index)
         weight_map = index_json.get("weight_map") if isinstance(index_json, dict) else None
         if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
             raise InputError(index, "field 'weight_map' must map tensor names to shard file names")
@@ -412,7 +412,7 @@ def read_config(ckpt_dir: str) -> tuple[Qwen3Config, dict]:
     path = os.path.join(ckpt_dir, "config.json")
     if not os.path.exists(path):
         raise InputNotFound(ckpt_dir, "no config.json (not a checkpoint directory)")
-    hf = read_json(path, "JSON")
+    hf = read_json(path)
     if not isinstance(hf, dict):
         raise InputError(path, f"expected a JSON object, got {type(hf).__name__}")
     if hf.get("model_type", "qwen3") != "qwen3":

@@ -197,7 +197,7 @@ def _token_id(backend: tokenizers.Tokenizer, token: str) -> int:
 def _read_json(path: str) -> dict:
     if not os.path.exists(path):
         return {}
-    return read_json(path, "JSON")
+    return read_json(path)
 
 
 def _read_chat_template(directory: str, config: dict) -> str | None:
