@@ -44,6 +44,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from inputs import InputError, InputNotFound, check_file, read_jsonl, read_text
+
 # ----------------------------------------------------------------------------------------------------------
 # HumanEval problems
 
@@ -230,36 +232,64 @@ def load_problems(source: str, split: str = "all") -> list[Problem]:
         else:
             problem = _own_problem(rec, where)
         if problem.problem_id in seen:
-            raise ValueError(f"{where}: problem id {problem.problem_id!r} appears twice")
+            raise InputError(where, f"problem id {problem.problem_id!r} appears twice")
         seen.add(problem.problem_id)
-        problem.split = rec.get("split") or problem_split(problem.problem_id)
+        split_field = rec.get("split")
+        if split_field is not None and split_field not in ("train", "heldout"):
+            raise InputError(where, f"field 'split' must be 'train' or 'heldout', got {split_field!r}")
+        problem.split = split_field or problem_split(problem.problem_id)
         problems.append(problem)
     if not problems:
-        raise ValueError(f"{source}: no problems")
+        raise InputError(source, "no problems")
     return problems
 
 
 def _problem_id(rec: dict, where: str, names=("problem_id", "question_id", "id")) -> str:
-    return next((str(rec[k]) for k in names if rec.get(k) is not None), where)
+    for name in names:
+        value = rec.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise InputError(where, f"field {name!r} must be a string or an integer, got {type(value).__name__}")
+        return str(value)
+    return where
+
+
+def _python_source(source: str, where: str, name: str) -> str:
+    """Code the sandbox will run as tests (a test snippet, a preamble) must at least parse: a test that
+    does not would fail every candidate, silently."""
+    try:
+        ast.parse(source)
+    except SyntaxError as e:
+        raise InputError(where, f"field {name!r} is not valid Python ({e.msg}, line {e.lineno})") from None
+    return source
 
 
 def _own_problem(rec: dict, where: str) -> Problem:
     import sandbox
+    if "question" in rec and not isinstance(rec["question"], (str, type(None))):
+        raise InputError(where, f"field 'question' must be a string, got {type(rec['question']).__name__}")
     if not isinstance(rec.get("question"), str) or not rec["question"].strip():
-        raise ValueError(f"{where}: missing or empty field 'question'")
+        raise InputError(where, f"missing or empty field 'question'")
     tests = None
     io_names = ("inputs", "outputs") if "inputs" in rec or "outputs" in rec else ("test_input", "test_output")
     if any(name in rec for name in io_names):
         if not all(name in rec for name in io_names):
-            raise ValueError(f"{where}: has only one of {io_names[0]!r} and {io_names[1]!r}")
+            raise InputError(where, f"has only one of {io_names[0]!r} and {io_names[1]!r}")
         inputs, outputs = (_string_list(rec, name, where) for name in io_names)
         if len(inputs) != len(outputs):
-            raise ValueError(f"{where}: {len(inputs)} test inputs but {len(outputs)} outputs")
+            raise InputError(where, f"{len(inputs)} test inputs but {len(outputs)} outputs")
         tests = sandbox.IOTests(inputs, outputs) if inputs else None
     elif "tests" in rec:
         if not isinstance(rec.get("entry_point"), str) or not rec["entry_point"]:
-            raise ValueError(f"{where}: call-based tests need the field 'entry_point'")
-        tests = sandbox.CallTests(rec["entry_point"], _string_list(rec, "tests", where), rec.get("preamble", ""))
+            raise InputError(where, f"call-based tests need the field 'entry_point'")
+        if not rec["entry_point"].isidentifier():
+            raise InputError(where, f"field 'entry_point' must be a Python name, got {rec['entry_point']!r}")
+        preamble = rec.get("preamble", "")
+        if not isinstance(preamble, str):
+            raise InputError(where, f"field 'preamble' must be a string (Python code), got {type(preamble).__name__}")
+        tests = [_python_source(t, where, f"tests[{i}]") for i, t in enumerate(_string_list(rec, "tests", where))]
+        tests = sandbox.CallTests(rec["entry_point"], tests, _python_source(preamble, where, "preamble"))
     return Problem(_problem_id(rec, where), rec["question"], tests, entry_point=rec.get("entry_point", ""))
 
 
@@ -269,9 +299,9 @@ def _string_list(rec: dict, name: str, where: str) -> list[str]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise ValueError(f"{where}: field {name!r} is a string but not a JSON list") from None
+            raise InputError(where, f"field {name!r} is a string but not a JSON list") from None
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise ValueError(f"{where}: field {name!r} must be a list of strings (or a JSON string of one)")
+        raise InputError(where, f"field {name!r} must be a list of strings (or a JSON string of one)")
     return value
 
 
@@ -304,7 +334,7 @@ def decode_test_cases(text: str, where: str, name: str) -> list[dict]:
     private tests of the newer releases) that JSON text pickled, zlib-compressed and base64-encoded, as
     LiveCodeBench writes it. The pickle is read by `plain_unpickle`, never by pickle.loads."""
     if not isinstance(text, str):
-        raise ValueError(f"{where}: field {name!r} must be a string, got {type(text).__name__}")
+        raise InputError(where, f"field {name!r} must be a string, got {type(text).__name__}")
     try:
         cases = json.loads(text)
     except json.JSONDecodeError:
@@ -319,11 +349,11 @@ def decode_test_cases(text: str, where: str, name: str) -> list[dict]:
                 raise ValueError(f"the pickle holds a {type(inner).__name__}, not JSON text")
             cases = json.loads(inner)
         except (ValueError, zlib.error, pickle.UnpicklingError, EOFError) as e:  # binascii.Error is a ValueError
-            raise ValueError(f"{where}: field {name!r} is neither JSON nor base64(zlib(pickle(JSON))): "
+            raise InputError(where, f"field {name!r} is neither JSON nor base64(zlib(pickle(JSON))): "
                              f"{type(e).__name__}: {e}") from None
     if not isinstance(cases, list) or not all(isinstance(c, dict) and isinstance(c.get("input"), str)
                                               and isinstance(c.get("output"), str) for c in cases):
-        raise ValueError(f"{where}: field {name!r} must be a list of {{'input': str, 'output': str, ...}}")
+        raise InputError(where, f"field {name!r} must be a list of {{'input': str, 'output': str, ...}}")
     return cases
 
 
@@ -335,16 +365,16 @@ def _livecodebench_tests(cases: list[dict], func_name: str, where: str, name: st
     if not cases:
         return None
     if len(kinds) != 1 or not kinds <= {"stdin", "functional"}:
-        raise ValueError(f"{where}: field {name!r} mixes or misnames test types: {sorted(map(str, kinds))}")
+        raise InputError(where, f"field {name!r} mixes or misnames test types: {sorted(map(str, kinds))}")
     if kinds == {"stdin"}:
         return sandbox.IOTests([c["input"] for c in cases], [c["output"] for c in cases])
     if not func_name:
-        raise ValueError(f"{where}: functional tests need field 'metadata' with a 'func_name'")
+        raise InputError(where, f"functional tests need field 'metadata' with a 'func_name'")
     try:
         args = [[json.loads(line) for line in c["input"].split("\n")] for c in cases]
         outputs = [json.loads(c["output"]) for c in cases]
     except json.JSONDecodeError as e:
-        raise ValueError(f"{where}: field {name!r} has a functional test that is not JSON ({e})") from None
+        raise InputError(where, f"field {name!r} has a functional test that is not JSON ({e})") from None
     return sandbox.FunctionTests(func_name, args, outputs)
 
 
@@ -376,22 +406,22 @@ def livecodebench_problem(rec: dict, where: str) -> Problem:
     `public_tests` are the public ones alone."""
     statement = rec.get("question_content")
     if not isinstance(statement, str) or not statement.strip():
-        raise ValueError(f"{where}: missing or empty field 'question_content'")
+        raise InputError(where, f"missing or empty field 'question_content'")
     metadata = rec.get("metadata") or {}
     if isinstance(metadata, str):
         try:
             metadata = json.loads(metadata) if metadata.strip() else {}
         except json.JSONDecodeError:
-            raise ValueError(f"{where}: field 'metadata' is a string but not JSON") from None
+            raise InputError(where, f"field 'metadata' is a string but not JSON") from None
     if not isinstance(metadata, dict):
-        raise ValueError(f"{where}: field 'metadata' must be a JSON object")
+        raise InputError(where, f"field 'metadata' must be a JSON object")
     func_name = metadata.get("func_name") or ""
     public, private = (_livecodebench_tests(decode_test_cases(rec.get(k) or "[]", where, k), func_name, where, k)
                        for k in ("public_test_cases", "private_test_cases"))
     try:
         tests = _join_tests(public, private)
     except ValueError as e:
-        raise ValueError(f"{where}: field 'private_test_cases': {e}") from None
+        raise InputError(where, f"field 'private_test_cases': {e}") from None
     starter = rec.get("starter_code") or ""
     return Problem(_problem_id(rec, where), code_question(statement, starter), tests, entry_point=func_name,
                    public_tests=public)
@@ -422,18 +452,18 @@ def _apps_tests(spec, where: str, name: str):
         try:
             spec = json.loads(spec)
         except json.JSONDecodeError:
-            raise ValueError(f"{where}: field {name!r} is a string but not JSON") from None
+            raise InputError(where, f"field {name!r} is a string but not JSON") from None
     if not (isinstance(spec, dict) and isinstance(spec.get("inputs"), list) and isinstance(spec.get("outputs"), list)):
-        raise ValueError(f"{where}: field {name!r} must hold lists 'inputs' and 'outputs'")
+        raise InputError(where, f"field {name!r} must hold lists 'inputs' and 'outputs'")
     inputs, outputs = spec["inputs"], spec["outputs"]
     if len(inputs) != len(outputs):
-        raise ValueError(f"{where}: field {name!r} has {len(inputs)} inputs but {len(outputs)} outputs")
+        raise InputError(where, f"field {name!r} has {len(inputs)} inputs but {len(outputs)} outputs")
     if not inputs:
         return None
     fn_name = spec.get("fn_name")
     if fn_name:
         if not all(isinstance(a, list) for a in inputs):
-            raise ValueError(f"{where}: field {name!r}: with fn_name each input must be a list of arguments")
+            raise InputError(where, f"field {name!r}: with fn_name each input must be a list of arguments")
         tests = [f"assert _apps_equal(candidate(*_json.loads({json.dumps(a)!r})), _json.loads({json.dumps(o)!r}))\n"
                  for a, o in zip(inputs, outputs)]
         return sandbox.CallTests(fn_name, tests, APPS_EQUAL)
@@ -442,7 +472,7 @@ def _apps_tests(spec, where: str, name: str):
         if isinstance(v, list) and all(isinstance(x, str) for x in v):
             return "\n".join(v)
         if not isinstance(v, str):
-            raise ValueError(f"{where}: field {name!r}: stdin tests need string inputs and outputs, got {v!r:.60}")
+            raise InputError(where, f"field {name!r}: stdin tests need string inputs and outputs, got {v!r:.60}")
         return v
     return sandbox.IOTests([text(v) for v in inputs], [text(v) for v in outputs])
 
@@ -451,7 +481,7 @@ def taco_problem(rec: dict, where: str) -> Problem:
     """A TACO (or APPS) row: `question`, `input_output` (see `_apps_tests`), optional `starter_code`
     (LeetCode-style problems give a `class Solution` stub). TACO has no public split: no public_tests."""
     if not isinstance(rec.get("question"), str) or not rec["question"].strip():
-        raise ValueError(f"{where}: missing or empty field 'question'")
+        raise InputError(where, f"missing or empty field 'question'")
     tests = _apps_tests(rec["input_output"], where, "input_output")
     return Problem(_problem_id(rec, where), code_question(rec["question"], rec.get("starter_code") or ""), tests,
                    entry_point=getattr(tests, "entry_point", ""))
@@ -469,18 +499,18 @@ def verl_problem(rec: dict, where: str) -> Problem:
     elif isinstance(prompt, list):
         question = _last_message(prompt, "user", where, "prompt")
     else:
-        raise ValueError(f"{where}: field 'prompt' must be a list of chat messages")
+        raise InputError(where, f"field 'prompt' must be a list of chat messages")
     if not question.strip():
-        raise ValueError(f"{where}: field 'prompt' has an empty user message")
+        raise InputError(where, f"field 'prompt' has an empty user message")
     reward_model = rec.get("reward_model")
     if not isinstance(reward_model, dict) or "ground_truth" not in reward_model:
-        raise ValueError(f"{where}: field 'reward_model' must hold 'ground_truth'")
+        raise InputError(where, f"field 'reward_model' must hold 'ground_truth'")
     truth = reward_model["ground_truth"]
     if isinstance(truth, str):
         try:
             truth = json.loads(truth)
         except json.JSONDecodeError:
-            raise ValueError(f"{where}: field 'reward_model.ground_truth' is a string but not JSON") from None
+            raise InputError(where, f"field 'reward_model.ground_truth' is a string but not JSON") from None
     name = "reward_model.ground_truth"
     if isinstance(truth, dict):
         tests = _apps_tests(truth, where, name)
@@ -490,7 +520,7 @@ def verl_problem(rec: dict, where: str) -> Problem:
                           if isinstance(c.get("metadata"), dict)), "")
         tests = _livecodebench_tests(decode_test_cases(json.dumps(truth), where, name), func_name, where, name)
     else:
-        raise ValueError(f"{where}: field {name!r} must be a list of test cases or an inputs/outputs object")
+        raise InputError(where, f"field {name!r} must be a list of test cases or an inputs/outputs object")
     extra = rec.get("extra_info") if isinstance(rec.get("extra_info"), dict) else {}
     pid = _problem_id(rec, "")
     if not pid and extra.get("index") is not None:
@@ -510,15 +540,15 @@ def read_samples(path: str) -> list[dict]:
         where = f"{path}:{n}"
         for name, kind in (("problem_id", str), ("question", str), ("responses", list)):
             if not isinstance(rec.get(name), kind):
-                raise ValueError(f"{where}: missing field {name!r} (a {kind.__name__}); is this a `generate` file?")
+                raise InputError(where, f"missing field {name!r} (a {kind.__name__}); is this a `generate` file?")
         if not rec["responses"] or not all(isinstance(r, str) for r in rec["responses"]):
-            raise ValueError(f"{where}: 'responses' must be a non-empty list of strings")
+            raise InputError(where, f"'responses' must be a non-empty list of strings")
         if rec["problem_id"] in seen:
-            raise ValueError(f"{where}: problem {rec['problem_id']!r} appears twice")
+            raise InputError(where, f"problem {rec['problem_id']!r} appears twice")
         seen.add(rec["problem_id"])
         records.append(rec)
     if not records:
-        raise ValueError(f"{path}: no records")
+        raise InputError(path, "no records")
     return records
 
 
@@ -555,11 +585,11 @@ def load_pairs(path_or_id: str, split: str | None = None) -> list[Pair]:
     {"role", "content"} messages, where the question is the last user message of `prompt` (or of `chosen`
     when there is no prompt) and chosen/rejected are the last assistant message's content). Text is kept
     verbatim: TRL responses may hold more than code, and extracting it is the caller's business.
-    Any problem (bad JSON, missing field, wrong type, empty question or chosen) is a ValueError naming the
-    file, the 1-based line (row for Parquet) and the field.
+    Any problem (bad JSON, missing field, wrong type, empty question or chosen, no pairs at all) is an
+    inputs.InputError (a ValueError) naming the file, the 1-based line (row for Parquet) and the field.
     """
     if split is not None and os.path.isfile(path_or_id):
-        raise ValueError(f"{path_or_id}: split={split!r} only applies to a directory or hub id")
+        raise InputError(path_or_id, f"split={split!r} only applies to a directory or hub id")
     if os.path.isfile(path_or_id):
         files = [path_or_id]
     else:
@@ -571,6 +601,8 @@ def load_pairs(path_or_id: str, split: str | None = None) -> list[Pair]:
     pairs = []
     for f in files:
         pairs.extend(_pair_from_record(rec, f, n) for n, rec in read_records(f))
+    if not pairs:
+        raise InputError(path_or_id, "no pairs (an empty file)")
     return pairs
 
 
@@ -581,32 +613,27 @@ def _pair_files(directory: str, split: str | None) -> list[str]:
         word = re.compile(rf"(^|[-_.]){re.escape(split)}([-_.]|$)")
         files = [p for p in files if word.search(os.path.basename(p))]
     if not files:
-        raise FileNotFoundError(f"{directory}: no *.jsonl or *.parquet files"
+        raise InputNotFound(directory, f"no *.jsonl or *.parquet files"
                                 + (f" for split {split!r}" if split else ""))
     return files
 
 
 def read_records(path: str):
-    """Yield (1-based line or row number, record dict)."""
-    if path.endswith(".parquet"):
-        try:
-            import pyarrow.parquet
-        except ImportError:
-            raise ImportError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
-        for n, rec in enumerate(pyarrow.parquet.read_table(path).to_pylist(), start=1):
-            yield n, rec
+    """Yield (1-based line or row number, record dict); any problem with the file is an InputError naming it
+    (and the line: bad JSON, bytes that are not UTF-8)."""
+    if not path.endswith(".parquet"):
+        yield from read_jsonl(path)
         return
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: malformed JSON ({e})") from None
-            if not isinstance(rec, dict):
-                raise ValueError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")
-            yield n, rec
+    try:
+        import pyarrow.parquet
+    except ImportError:
+        raise ImportError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+    check_file(path)
+    try:
+        rows = pyarrow.parquet.read_table(path).to_pylist()
+    except pyarrow.ArrowException as e:
+        raise InputError(path, f"not a readable Parquet file ({e})") from None
+    yield from enumerate(rows, start=1)
 
 
 def _pair_from_record(rec: dict, path: str, n: int) -> Pair:
@@ -615,10 +642,12 @@ def _pair_from_record(rec: dict, path: str, n: int) -> Pair:
     def field(name, types, required=True):
         if name not in rec or rec[name] is None:
             if required:
-                raise ValueError(f"{where}: missing field {name!r}")
+                raise InputError(where, f"missing field {name!r}")
             return None
         if not isinstance(rec[name], types) or isinstance(rec[name], bool):
-            raise ValueError(f"{where}: field {name!r} has type {type(rec[name]).__name__}")
+            expected = " or ".join({str: "a string", list: "a list", int: "an integer", float: "a number"}[t]
+                                   for t in (types if isinstance(types, tuple) else (types,)))
+            raise InputError(where, f"field {name!r} has type {type(rec[name]).__name__}, expected {expected}")
         return rec[name]
 
     if "question_content" in rec:  # release schema
@@ -637,13 +666,15 @@ def _pair_from_record(rec: dict, path: str, n: int) -> Pair:
                     else _last_message(rejected_raw, "assistant", where, "rejected"))
         names = ("prompt", "chosen")
     else:
-        raise ValueError(f"{where}: missing field 'question_content' (release schema) or "
+        raise InputError(where, f"missing field 'question_content' (release schema) or "
                          f"'prompt'/'chosen'/'rejected' (TRL schema); has {sorted(rec)}")
     for name, value in zip(names, (question, chosen)):
         if not value.strip():
-            raise ValueError(f"{where}: field {name!r} is empty")
+            raise InputError(where, f"field {name!r} is empty")
     problem_id = field("problem_id", (str, int), required=False)
     pass_rate = field("neg_pass_rate", (int, float), required=False)
+    if pass_rate is not None and not 0.0 <= pass_rate <= 1.0:  # NaN fails both comparisons
+        raise InputError(where, f"field 'neg_pass_rate' must be a number in [0, 1], got {pass_rate!r}")
     return Pair(question=question, chosen=chosen, rejected=rejected,
                 problem_id=None if problem_id is None else str(problem_id),
                 rejected_pass_rate=None if pass_rate is None else float(pass_rate))
@@ -652,11 +683,11 @@ def _pair_from_record(rec: dict, path: str, n: int) -> Pair:
 def _last_message(messages: list, role: str, where: str, name: str) -> str:
     for m in messages:
         if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
-            raise ValueError(f"{where}: field {name!r} must be a string or a list of "
+            raise InputError(where, f"field {name!r} must be a string or a list of "
                              f"{{'role': str, 'content': str}} messages, got an item {m!r:.80}")
     contents = [m["content"] for m in messages if m["role"] == role]
     if not contents:
-        raise ValueError(f"{where}: field {name!r} has no {role!r} message")
+        raise InputError(where, f"field {name!r} has no {role!r} message")
     return contents[-1]
 
 
@@ -680,39 +711,38 @@ def load_rmbench(path: str) -> list[RMBenchItem]:
     Lines, of {"id", "prompt", "chosen": [3 str], "rejected": [3 str], "domain"}. A results file written
     by RM-Bench's scripts also has `score_chosen`/`score_rejected` (3 numbers each); they are kept, so its
     accuracies can be recomputed without a model. Errors name the file, the 1-based item and the field."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    text = read_text(path)
     if text.lstrip().startswith("["):
         try:
             records = list(enumerate(json.loads(text), start=1))
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: malformed JSON ({e})") from None
+            raise InputError(path, f"malformed JSON ({e})") from None
     else:
         records = list(read_records(path))
     items = []
     for n, rec in records:
         where = f"{path}:{n}"
         if not isinstance(rec, dict):
-            raise ValueError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+            raise InputError(where, f"expected a JSON object, got {type(rec).__name__}")
         if not isinstance(rec.get("prompt"), str):
-            raise ValueError(f"{where}: missing field 'prompt' (a string)")
+            raise InputError(where, f"missing field 'prompt' (a string)")
         for name in ("chosen", "rejected"):
             value = rec.get(name)
             if not (isinstance(value, list) and len(value) == 3 and all(isinstance(x, str) for x in value)):
-                raise ValueError(f"{where}: field {name!r} must be a list of 3 strings (one per style)")
+                raise InputError(where, f"field {name!r} must be a list of 3 strings (one per style)")
         scores = []
         for name in ("score_chosen", "score_rejected"):
             value = rec.get(name)
             if value is not None and not (isinstance(value, list) and len(value) == 3 and all(
                     isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
-                raise ValueError(f"{where}: field {name!r} must be a list of 3 numbers")
+                raise InputError(where, f"field {name!r} must be a list of 3 numbers")
             scores.append(None if value is None else [float(x) for x in value])
         domain = rec.get("domain", "")
         if not isinstance(domain, str):
-            raise ValueError(f"{where}: field 'domain' must be a string")
+            raise InputError(where, f"field 'domain' must be a string")
         items.append(RMBenchItem(str(rec.get("id", n)), rec["prompt"], rec["chosen"], rec["rejected"], domain, *scores))
     if not items:
-        raise ValueError(f"{path}: no items")
+        raise InputError(path, "no items")
     return items
 
 

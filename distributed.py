@@ -216,12 +216,12 @@ def restart_metrics(path: str, resume_step: int) -> None:
     including a torn last line left by a crash, so a resumed run appends where the checkpoint left off."""
     kept = []
     if resume_step > 0 and os.path.exists(path):
-        with open(path) as f:
+        with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 try:
                     if json.loads(line)["step"] <= resume_step:
                         kept.append(line)
-                except (json.JSONDecodeError, KeyError):
+                except (json.JSONDecodeError, KeyError, TypeError):
                     print(f"{path}: dropped a torn or malformed line left by an interrupted run", file=sys.stderr)
     with open(path, "w") as f:
         f.writelines(kept)

@@ -6,6 +6,8 @@ reads it at import time, so set it before Python starts).
 """
 import os
 
+from inputs import InputNotFound
+
 
 def local_dir(name_or_path: str, allow_patterns: list[str], repo_type: str = "model") -> str:
     """Return a local directory holding `name_or_path`'s files.
@@ -17,11 +19,11 @@ def local_dir(name_or_path: str, allow_patterns: list[str], repo_type: str = "mo
     if os.path.isdir(expanded):
         return expanded
     if os.path.exists(expanded) or name_or_path.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"{name_or_path}: not a directory (expected a checkpoint directory or a hub id)")
+        what = "no such file or directory" if not os.path.exists(expanded) else "not a directory"
+        raise InputNotFound(name_or_path, f"{what} (expected a local directory or a hub {repo_type} id)")
     from huggingface_hub import snapshot_download
     try:
         return snapshot_download(name_or_path, repo_type=repo_type, allow_patterns=allow_patterns)
     except Exception as e:  # the hub's errors vary by version; name what was asked for
-        raise FileNotFoundError(
-            f"{name_or_path}: not a local directory, and fetching it as a hub {repo_type} id failed "
-            f"({type(e).__name__}: {e})") from e
+        raise InputNotFound(name_or_path, f"not a local directory, and fetching it as a hub {repo_type} id "
+                            f"failed ({type(e).__name__}: {e})") from None

@@ -62,6 +62,7 @@ from tqdm import tqdm
 
 from data import Problem, load_problems, load_pairs, load_rmbench, read_records, read_samples
 from extract import extract_code
+from inputs import InputError, InputNotFound, atomic_write, check_output, run_main
 from reward import shaped_reward
 from sandbox import CallTests, FunctionTests, IOTests, Limits, run_program, run_programs
 
@@ -103,7 +104,7 @@ def tests_of(tasks_by_id: dict[str, Problem], pid: str, source: str) -> CallTest
     task = tasks_by_id.get(pid)
     if task is None or task.tests is None:
         why = "is not among the problems of" if task is None else "has no tests in"
-        raise ValueError(f"problem {pid!r} {why} {source}: it cannot be evaluated (pass --problems FILE with "
+        raise InputError(source, f"problem {pid!r} {why} {source}: it cannot be evaluated (pass --problems FILE with "
                          "its tests, or --no-exec to select without executing)")
     return task.tests
 
@@ -118,16 +119,41 @@ def limits_for(tasks: list[Problem], timeout_s: float) -> Limits:
 # score
 
 
+def score_input(rec: dict, where: str) -> tuple[str, str]:
+    """(question, code) of one `score` input record; `response` is extracted strictly, `code` used as is."""
+    question = next((rec[k] for k in ("question", "problem", "question_content") if k in rec), None)
+    if not isinstance(question, str):
+        raise InputError(where, "missing field 'question' (or 'problem', 'question_content'), a string")
+    if isinstance(rec.get("response"), str):
+        return question, extract_code(rec["response"], mode="strict")
+    if isinstance(rec.get("code"), str):
+        return question, rec["code"]
+    raise InputError(where, "missing field 'response' or 'code' (a string)")
+
+
+def check_score_input(in_path: str, allow_empty: bool = False) -> int:
+    """The number of records of a `score` input; any bad record, or none at all (unless allow_empty), is an
+    InputError."""
+    total = 0
+    for n, rec in read_records(in_path):
+        score_input(rec, f"{in_path}:{n}")
+        total += 1
+    if total == 0 and not allow_empty:
+        raise InputError(in_path, "no records (an empty file; --allow-empty writes an empty output)")
+    return total
+
+
 def score_file(rm, in_path: str, out_path: str, chunk: int = 512, max_tokens: int = 16384,
-               shaping: str = "softplus", resume: bool = False) -> int:
+               shaping: str = "softplus", resume: bool = False, allow_empty: bool = False) -> int:
     """Stream `in_path` through the reward model, `chunk` records at a time; returns records written.
-    Each chunk is written with one write and flushed, so a killed run leaves whole lines (and at most one
-    torn last line, which --resume cuts off before going on after the last whole one)."""
+    The whole input is checked first (an error names its line), so a bad input never touches `out_path`.
+    A fresh run writes a temporary file beside `out_path` and renames it when done: a killed run leaves the
+    previous output as it was. --resume appends to `out_path` instead, one write per chunk, flushed, so a
+    killed run leaves whole lines (and at most one torn last line, which the next --resume cuts off)."""
+    total = check_score_input(in_path, allow_empty)  # pass 1: every record valid, before anything is written
     done = len(read_finished(out_path)) if resume else 0
-    with open(in_path, encoding="utf-8") as f:
-        total = sum(1 for line in f if line.strip())
     written = 0
-    with open(out_path, "a" if resume else "w", encoding="utf-8") as out, \
+    with (open(out_path, "a", encoding="utf-8") if resume else atomic_write(out_path)) as out, \
             tqdm(total=total, initial=done, desc="score", unit="rec") as bar:
         batch = []
 
@@ -140,19 +166,10 @@ def score_file(rm, in_path: str, out_path: str, chunk: int = 512, max_tokens: in
             bar.update(len(batch))
             batch.clear()
 
-        for index, (n, rec) in enumerate(read_records(in_path)):
+        for index, (n, rec) in enumerate(read_records(in_path)):  # pass 2: score
             if index < done:
                 continue
-            question = next((rec[k] for k in ("question", "problem", "question_content") if k in rec), None)
-            if not isinstance(question, str):
-                raise ValueError(f"{in_path}:{n}: missing field 'question' (or 'problem', 'question_content')")
-            if isinstance(rec.get("response"), str):
-                code = extract_code(rec["response"], mode="strict")
-            elif isinstance(rec.get("code"), str):
-                code = rec["code"]
-            else:
-                raise ValueError(f"{in_path}:{n}: missing field 'response' or 'code' (a string)")
-            batch.append((question, code, rec))
+            batch.append((*score_input(rec, f"{in_path}:{n}"), rec))
             if len(batch) == chunk:
                 flush()
         if batch:
@@ -184,7 +201,7 @@ def generate_samples(model, tokenizer, tasks: list[Problem], out_path: str, poli
     for rec in read_finished(out_path):
         old = rec.get("settings", {})
         for key in (k for k in settings if old.get(k) != settings[k]):
-            raise ValueError(f"{out_path}: problem {rec.get('problem_id')!r} was sampled with {key}={old.get(key)!r}, "
+            raise InputError(out_path, f"problem {rec.get('problem_id')!r} was sampled with {key}={old.get(key)!r}, "
                              f"this run asks for {key}={settings[key]!r}: use another output file or the same settings")
         done.add(rec["problem_id"])
     todo = [t for t in tasks if t.problem_id not in done][:max_problems]
@@ -235,12 +252,12 @@ def pool_candidates(pool_path: str, tasks: list[Problem], n: int, seed: int) -> 
     pools: dict[str, list[str]] = {}
     for line, rec in read_records(pool_path):
         if not isinstance(rec.get("problem_id"), str) or not isinstance(rec.get("code"), str):
-            raise ValueError(f"{pool_path}:{line}: missing field 'problem_id' or 'code' (strings)")
+            raise InputError(f"{pool_path}:{line}", "missing field 'problem_id' or 'code' (strings)")
         pools.setdefault(rec["problem_id"], []).append(rec["code"])
     chosen = {}
     for t in tasks:
         if t.problem_id not in pools:
-            raise ValueError(f"{pool_path}: no candidates for problem {t.problem_id!r}")
+            raise InputError(pool_path, f"no candidates for problem {t.problem_id!r}")
         codes = list(pools[t.problem_id])
         random.Random(f"{seed}:{t.problem_id}").shuffle(codes)
         chosen[t.problem_id] = codes[:n]
@@ -356,7 +373,8 @@ def evaluate_samples(samples: list[dict], tasks_by_id: dict[str, Problem], sourc
     tests = [tests_of(tasks_by_id, s["problem_id"], source) for s in samples]  # every error before any run
     for s in samples:
         if max(ks) > len(s["responses"]):
-            raise ValueError(f"problem {s['problem_id']!r} has {len(s['responses'])} samples, fewer than k={max(ks)}")
+            raise InputError(source, f"problem {s['problem_id']!r} has {len(s['responses'])} samples, "
+                             f"fewer than --k {max(ks)}")
     limits = limits_for([tasks_by_id[s["problem_id"]] for s in samples], timeout_s)
     jobs = [(extract_code(r, mode="last"), t) for s, t in zip(samples, tests) for r in s["responses"]]
     results, problems = iter(run_programs(jobs, workers=workers, limits=limits, progress=True)), []
@@ -441,7 +459,7 @@ def pair_accuracy(pairs: list, score_fn) -> dict:
 def is_rmbench_file(path: str) -> bool:
     """RM-Bench's layout (chosen/rejected are lists of 3 strings) rather than a pairs file."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8", errors="replace") as f:  # a bad byte: the loader names its line
             head = f.read(1 << 16).lstrip()
     except (IsADirectoryError, FileNotFoundError):
         return False
@@ -479,7 +497,7 @@ def load_rm(path: str, dtype: str, device: str):
     from reward import RewardModel
     if not os.path.isdir(os.path.expanduser(path)) and (path == DEFAULT_RM or path.startswith((".", "/", "~"))):
         hint = " Train one first: python train_rm.py (a few minutes on a CPU)." if path == DEFAULT_RM else ""
-        raise FileNotFoundError(f"no reward model at {path}.{hint}")
+        raise InputNotFound(path, f"no reward model at {path}.{hint}")
     rm = RewardModel.from_pretrained(path, dtype=dtype, device=device)
     if rm.model.cfg.hidden_size < 512:
         print(f"note: {path} is a tiny reward model (hidden size {rm.model.cfg.hidden_size}), trained briefly "
@@ -530,6 +548,8 @@ def parse_args(argv):
     c.add_argument("--shaping", default="softplus", choices=["softplus", "sigmoid", "raw", "none"],
                    help="the `reward` field: softplus(score), 0 for invalid code (the method); see reward.shaped_reward")
     c.add_argument("--resume", action="store_true", help="keep the whole lines of --out and go on after them")
+    c.add_argument("--allow-empty", action="store_true",
+                   help="an input without records writes an empty --out (default: an error, exit code 2)")
     model_flags(c)
 
     c = command("generate", "sample N responses per problem from a policy (resumable)")
@@ -597,8 +617,7 @@ def sample_policy(args, tasks: list[Problem], out_path: str) -> list[dict]:
 
 
 def write_json(path: str, obj) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
+    with atomic_write(path) as f:  # a run that fails while writing leaves the previous summary whole
         json.dump(obj, f, indent=1)
     print(f"summary written to {path}")
 
@@ -606,28 +625,27 @@ def write_json(path: str, obj) -> None:
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv or ["bon"])  # no arguments: the default best-of-N run
-    try:
-        run(args)
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        raise SystemExit(f"infer.py {args.command}: error: {e}") from None
+    run_main(run, args, prog=f"infer.py {args.command}")  # bad input: one line, exit code 2
 
 
 def run(args):
+    check_output(args.out)  # the inputs are checked before any model is loaded, the output before anything runs
     if args.command == "score":
+        check_score_input(args.inp, args.allow_empty)
         rm = load_rm(args.rm, args.dtype, args.device)
-        n = score_file(rm, args.inp, args.out, args.chunk, args.max_tokens, args.shaping, args.resume)
+        n = score_file(rm, args.inp, args.out, args.chunk, args.max_tokens, args.shaping, args.resume, args.allow_empty)
         print(f"{n} records scored into {args.out}")
     elif args.command == "generate":
         if args.policy is None:
-            raise ValueError("generate needs --policy")
+            raise InputError("--policy", "generate needs a policy checkpoint")
+        tasks = load_problems(args.problems, args.split)
         model, tok = load_policy(args.policy, args.dtype, args.device)
-        n = generate_samples(model, tok, load_problems(args.problems, args.split), args.out, args.policy, n=args.n,
+        n = generate_samples(model, tok, tasks, args.out, args.policy, n=args.n,
                              temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
                              max_new_tokens=args.max_new_tokens, seed=args.seed, thinking=not args.no_thinking,
                              max_problems=args.max_problems)
         print(f"{n} problems sampled into {args.out}")
     elif args.command == "bon":
-        rm = load_rm(args.rm, args.dtype, args.device)
         tasks = load_problems(args.problems, args.split)
         if args.samples or args.policy:
             samples = read_samples(args.samples) if args.samples else sample_policy(args, tasks, args.samples_out)
@@ -641,6 +659,7 @@ def run(args):
             if args.max_problems is not None:
                 tasks = sorted(tasks, key=lambda t: t.public_tests is None)[: args.max_problems]
             candidates = pool_candidates(args.pool, tasks, args.n, args.seed)
+        rm = load_rm(args.rm, args.dtype, args.device)
         limits = None if args.no_exec else limits_for(tasks, args.timeout)
         rm.score([tasks[0].question], [""])  # warm-up, not timed
         if not args.no_exec:
@@ -662,14 +681,15 @@ def run(args):
                        "score_rejected": it.score_rejected} for it in items]
             write_json(args.out, {"config": vars(args), "rmbench": acc, "scores": scores})
         else:
+            pairs = load_pairs(args.data, args.split)
             rm = load_rm(args.rm, args.dtype, args.device)
-            result = pair_accuracy(load_pairs(args.data, args.split), lambda q, c: rm.score(q, c, max_tokens=args.max_tokens))
+            result = pair_accuracy(pairs, lambda q, c: rm.score(q, c, max_tokens=args.max_tokens))
             print_table(["pairs", "accuracy", "mean margin"],
                         [[result["pairs"], f"{100 * result['accuracy']:.1f}%", f"{result['mean_margin']:.3f}"]])
             write_json(args.out, {"config": vars(args), "pairs": result})
     elif args.command == "eval":
         if bool(args.samples) == bool(args.policy):
-            raise ValueError("eval needs exactly one of --samples and --policy")
+            raise InputError("--samples/--policy", "eval needs exactly one of them")
         by_id = {t.problem_id: t for t in load_problems(args.problems, "all")}
         samples = read_samples(args.samples) if args.samples else sample_policy(
             args, load_problems(args.problems, args.split), args.samples_out)

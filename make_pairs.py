@@ -47,6 +47,7 @@ import random
 from collections import Counter, defaultdict
 
 import data
+from inputs import InputError, atomic_write, run_main
 from mutate import dedup_key, mutants, render
 
 # ----------------------------------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ def load_problems(path: str) -> list:
     problems = data.load_problems(path)
     untested = [p.problem_id for p in problems if p.tests is None]
     if untested:
-        raise ValueError(f"{path}: problems without tests cannot give verified pairs: {', '.join(untested[:5])}")
+        raise InputError(path, f"problems without tests cannot give verified pairs: {', '.join(untested[:5])}")
     return problems
 
 
@@ -178,12 +179,19 @@ def load_candidates(path: str) -> list[dict]:
     out = []
     for n, r in data.read_records(path):
         if not isinstance(r.get("code"), str) or "problem_id" not in r:
-            raise ValueError(f"{path}:{n}: needs a string field 'code' and a field 'problem_id'")
+            raise InputError(f"{path}:{n}", "needs a string field 'code' and a field 'problem_id'")
+        if isinstance(r["problem_id"], bool) or not isinstance(r["problem_id"], (str, int)):
+            raise InputError(f"{path}:{n}", f"field 'problem_id' must be a string or an integer, "
+                                            f"got {type(r['problem_id']).__name__}")
+        if not isinstance(r.get("is_reference", False), bool):
+            raise InputError(f"{path}:{n}", f"field 'is_reference' must be true or false, got {r['is_reference']!r}")
         out.append({"problem_id": str(r["problem_id"]), "code": r["code"], "is_reference": bool(r.get("is_reference"))})
+    if not out:
+        raise InputError(path, "no candidates (an empty file)")
     return out
 
 
-def sample_candidates(samples: list[dict], problems: list) -> tuple[list, list[dict], int]:
+def sample_candidates(samples: list[dict], problems: list, source: str = "samples") -> tuple[list, list[dict], int]:
     """Candidates from policy rollouts (an `infer.py generate` file), the paper's curation: every response
     of a problem becomes a candidate, its code taken by strict extraction (one fenced block that parses:
     the rule the reward model is trained and used with). A response without such code is left out (the
@@ -195,7 +203,7 @@ def sample_candidates(samples: list[dict], problems: list) -> tuple[list, list[d
     by_id = {p.problem_id: p for p in problems}
     unknown = [s["problem_id"] for s in samples if s["problem_id"] not in by_id]
     if unknown:
-        raise ValueError(f"samples for problems that are not among the problems: {unknown[:5]}")
+        raise InputError(source, f"samples for problems that are not among the problems: {unknown[:5]}")
     sampled, candidates, no_code = [], [], 0
     for s in samples:
         sampled.append(dataclasses.replace(by_id[s["problem_id"]], question=s["question"]))
@@ -209,7 +217,7 @@ def sample_candidates(samples: list[dict], problems: list) -> tuple[list, list[d
 
 
 def write_jsonl(path: str, records: list[dict]):
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_write(path) as f:  # renamed into place when complete: a failed run keeps the old file
         for r in records:
             f.write(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n")
 
@@ -232,7 +240,7 @@ def summary_table(problems: list, scored: list[dict], dropped: Counter, pairs: l
 
 # ----------------------------------------------------------------------------------------------------------
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     # input
     parser.add_argument("--problems", help="problems JSONL (default: the bundled HumanEval problems)")
@@ -252,16 +260,18 @@ def main():
     parser.add_argument("--out", default="data", help="output directory")
     parser.add_argument("--name", default=None, help="output file prefix (default: rollouts with --samples, "
                         "else humaneval)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.samples and args.candidates:
         parser.error("--samples and --candidates are two sources of candidates: give one")
     if not args.samples and bool(args.problems) != bool(args.candidates):
         parser.error("--problems and --candidates go together")
     args.name = args.name or ("rollouts" if args.samples else "humaneval")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise InputError(args.out, "is a file, expected the output directory")
 
     if args.samples:
         problems = load_problems(args.problems) if args.problems else data.humaneval_problems()
-        problems, candidates, no_code = sample_candidates(data.read_samples(args.samples), problems)
+        problems, candidates, no_code = sample_candidates(data.read_samples(args.samples), problems, args.samples)
         print(f"{len(candidates)} candidates from {len(problems)} problems' rollouts; {no_code} responses without "
               "a single parsable code block left out")
     elif args.problems:
@@ -272,7 +282,7 @@ def main():
     known = {p.problem_id for p in problems}
     unknown = sorted({c["problem_id"] for c in candidates} - known)
     if unknown:
-        raise SystemExit(f"candidates for unknown problems: {unknown[:5]}")
+        raise InputError(args.candidates, f"candidates for problems not in {args.problems}: {unknown[:5]}")
 
     scored, dropped, pairs = make_pairs(problems, candidates, args.max_pairs_per_problem, args.seed,
                                         args.workers, args.test_timeout)
@@ -290,4 +300,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from hub import local_dir
+from inputs import InputError, InputKeyError, InputNotFound, check_file, read_json
 from logprobs import token_logprobs
 
 # -----------------------------------------------------------------------------
@@ -383,27 +384,49 @@ def checkpoint_files(ckpt_dir: str) -> list[str]:
     """The safetensors files of a checkpoint directory, single-file or sharded."""
     index = os.path.join(ckpt_dir, "model.safetensors.index.json")
     if os.path.exists(index):
-        with open(index) as f:
-            shards = sorted(set(json.load(f)["weight_map"].values()))
-        missing = [s for s in shards if not os.path.exists(os.path.join(ckpt_dir, s))]
+        index_json = read_json(index)
+        weight_map = index_json.get("weight_map") if isinstance(index_json, dict) else None
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise InputError(index, "field 'weight_map' must map tensor names to shard file names")
+        shards = sorted(set(weight_map.values()))
+        missing = [s for s in shards if not os.path.isfile(os.path.join(ckpt_dir, s))]
         if missing:
-            raise FileNotFoundError(f"{index} names shards that are missing: {', '.join(missing)}")
+            raise InputNotFound(index, f"names shards that are missing: {', '.join(missing)}")
         return [os.path.join(ckpt_dir, s) for s in shards]
     single = os.path.join(ckpt_dir, "model.safetensors")
     if not os.path.exists(single):
-        raise FileNotFoundError(f"{ckpt_dir}: no model.safetensors or model.safetensors.index.json")
+        raise InputNotFound(ckpt_dir, "no model.safetensors or model.safetensors.index.json")
+    check_file(single)
     return [single]
 
 
+CONFIG_SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "head_dim", "num_labels")
+
+
 def read_config(ckpt_dir: str) -> tuple[Qwen3Config, dict]:
+    """config.json as a Qwen3Config (and the raw dict); a missing, unparsable or non-Qwen3 config, or a
+    size that is not a positive integer, is an InputError naming the file."""
     path = os.path.join(ckpt_dir, "config.json")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{ckpt_dir}: no config.json")
-    with open(path) as f:
-        hf = json.load(f)
+        raise InputNotFound(ckpt_dir, "no config.json (not a checkpoint directory)")
+    hf = read_json(path)
+    if not isinstance(hf, dict):
+        raise InputError(path, f"expected a JSON object, got {type(hf).__name__}")
     if hf.get("model_type", "qwen3") != "qwen3":
-        raise ValueError(f"{path}: model_type is {hf.get('model_type')!r}, expected 'qwen3'")
-    return Qwen3Config.from_hf(hf), hf
+        raise InputError(path, f"model_type is {hf.get('model_type')!r}, expected 'qwen3'")
+    for name in CONFIG_SIZES:
+        value = hf.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise InputError(path, f"field {name!r} must be a positive integer, got {value!r}")
+    try:
+        cfg = Qwen3Config.from_hf(hf)
+    except (ValueError, TypeError, AttributeError) as e:
+        raise InputError(path, str(e).removeprefix("config.json: ")) from None
+    if cfg.torch_dtype not in DTYPES and cfg.torch_dtype.removeprefix("torch.") not in DTYPES:
+        raise InputError(path, f"field 'torch_dtype' must be one of {sorted(DTYPES)}, got {cfg.torch_dtype!r}")
+    cfg.torch_dtype = cfg.torch_dtype.removeprefix("torch.")
+    return cfg, hf
 
 
 def load_model(name_or_path: str, dtype=None, device=None, head: str | None = None,
@@ -446,41 +469,83 @@ def load_model(name_or_path: str, dtype=None, device=None, head: str | None = No
 
 
 def checkpoint_has(files: list[str], key: str) -> bool:
-    from safetensors import safe_open
+    return key in stored_shapes(files)
+
+
+def stored_shapes(files: list[str]) -> dict[str, tuple[str, tuple]]:
+    """{tensor name: (file, shape)} from the safetensors headers alone (no tensor is read). A file that is
+    not safetensors, or is cut short (the header names bytes past its end), is an InputError naming it."""
+    from safetensors import SafetensorError, safe_open
+    shapes = {}
     for path in files:
-        with safe_open(path, framework="pt") as f:
-            if key in f.keys():
-                return True
-    return False
+        check_file(path)
+        try:
+            with safe_open(path, framework="pt") as f:
+                for key in f.keys():
+                    shapes[key] = (path, tuple(f.get_slice(key).get_shape()))
+        except SafetensorError as e:
+            raise InputError(path, f"not a complete safetensors file (truncated, empty or another format: {e})") from None
+    return shapes
+
+
+def check_keys(model: nn.Module, stored: dict, ignore=frozenset(), allow_missing=frozenset()) -> list[str]:
+    """The keys of `stored` (see stored_shapes) to copy into `model`. Any unexpected or mis-shaped key, or
+    a parameter the files lack, raises, naming the key, the file and both shapes."""
+    params = dict(model.named_parameters())  # tied weights appear once, under their first name
+    tied_lm_head = getattr(model, "head_name", None) == "lm_head" and model.cfg.tie_word_embeddings
+    to_load = []
+    for key, (path, shape) in stored.items():
+        if key in ignore or (key == "lm_head.weight" and tied_lm_head):
+            continue  # a tied model's file may carry a copy of the embedding as lm_head: HF ignores it
+        if key not in params:
+            raise InputKeyError(path, f"unexpected key {key!r} (not a parameter of {type(model).__name__})")
+        if shape != tuple(params[key].shape):
+            raise InputError(path, f"{key} has shape {list(shape)} in the checkpoint but "
+                                   f"{list(params[key].shape)} in the model")
+        to_load.append(key)
+    missing = sorted(set(params) - set(to_load) - set(allow_missing))
+    if missing:
+        files = sorted({path for path, _ in stored.values()})
+        raise InputKeyError(", ".join(files), f"missing keys {missing} (the model's shapes: "
+                            f"{[list(params[k].shape) for k in missing]})")
+    return to_load
 
 
 def load_weights(model: nn.Module, files: list[str], ignore=frozenset(), allow_missing=frozenset()):
     """Copy every tensor of `files` into `model`'s parameters (cast to their dtype, on their device).
-    Any missing, unexpected or mis-shaped key raises, naming the key, the file and both shapes; keys in
-    `ignore` are skipped in the files, keys in `allow_missing` may be absent from them."""
+    Every file's header is checked first (check_keys): nothing is copied from a checkpoint that does not
+    fit. Keys in `ignore` are skipped in the files, keys in `allow_missing` may be absent from them."""
     from safetensors import safe_open
-    params = dict(model.named_parameters())  # tied weights appear once, under their first name
-    tied_lm_head = getattr(model, "head_name", None) == "lm_head" and model.cfg.tie_word_embeddings
-    loaded = set()
-    for path in files:
+    stored = stored_shapes(files)
+    params = dict(model.named_parameters())
+    by_file = {}
+    for key in check_keys(model, stored, ignore, allow_missing):
+        by_file.setdefault(stored[key][0], []).append(key)
+    for path, keys in by_file.items():
         with safe_open(path, framework="pt") as f:
-            for key in f.keys():
-                if key in ignore or (key == "lm_head.weight" and tied_lm_head):
-                    continue  # a tied model's file may carry a copy of the embedding as lm_head: HF ignores it
-                if key not in params:
-                    raise KeyError(f"{path}: unexpected key {key!r} (not a parameter of {type(model).__name__})")
-                stored = f.get_slice(key)
-                shape = tuple(stored.get_shape())
-                if shape != tuple(params[key].shape):
-                    raise ValueError(f"{path}: {key} has shape {list(shape)} in the checkpoint but "
-                                     f"{list(params[key].shape)} in the model")
+            for key in keys:
                 with torch.no_grad():  # a sharded parameter reads only its own rows
                     rows = local_rows(params[key])
-                    local(params[key]).copy_(stored[rows])
-                loaded.add(key)
-    missing = sorted(set(params) - loaded - set(allow_missing))
-    if missing:
-        raise KeyError(f"{', '.join(files)}: missing keys {missing}")
+                    local(params[key]).copy_(f.get_slice(key)[rows])
+
+
+def check_checkpoint(name_or_path: str, head: str = "lm_head") -> str:
+    """Everything about a checkpoint that can be checked without reading its tensors: the directory,
+    config.json, the safetensors files (complete, parsable) and their keys and shapes against the model
+    the config describes. Returns the local directory. The training scripts call it before joining the
+    process group, so that every rank stops on the same bad checkpoint before any collective.
+    head "score": a causal LM is accepted (the head is drawn new, as RewardModel.from_pretrained does)."""
+    ckpt_dir = local_dir(name_or_path, allow_patterns=["*.json", "*.safetensors", "*.jinja"])
+    cfg, hf = read_config(ckpt_dir)
+    stored = stored_shapes(checkpoint_files(ckpt_dir))
+    new_head = head == "score" and "Qwen3ForSequenceClassification" not in hf.get("architectures", [])
+    with torch.device("meta"):
+        model = Qwen3(cfg, head)
+    if new_head and "score.weight" not in stored:
+        check_keys(model, stored, ignore={"lm_head.weight"}, allow_missing={"score.weight"})
+    else:
+        check_keys(model, stored)
+    return ckpt_dir
 
 
 def local(param: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,6 @@ import ast
 import json
 import math
 import os
-import sys
 import time
 
 import torch
@@ -35,7 +34,8 @@ from tqdm import tqdm
 
 import distributed
 from data import humaneval_problems, read_records
-from model import Qwen3, init_weights, save_model, tiny_config
+from inputs import InputError, check_output_dir, run_main
+from model import Qwen3, check_checkpoint, init_weights, save_model, tiny_config
 from reward import token_budget_batches
 from tokenizer import load_tokenizer
 from train_rl import lockstep, response_logprobs
@@ -114,10 +114,10 @@ def load_records(path: str) -> list[dict]:
     for n, rec in read_records(path):
         for field in ("question", "response"):
             if not isinstance(rec.get(field), str) or not rec[field]:
-                raise ValueError(f"{path}:{n}: missing or empty field '{field}' (a string)")
+                raise InputError(f"{path}:{n}", f"missing or empty field '{field}' (a string)")
         records.append(rec)
     if not records:
-        raise ValueError(f"{path}: no records")
+        raise InputError(path, "no records (an empty file)")
     return records
 
 
@@ -139,6 +139,12 @@ def tokenize(records: list[dict], tokenizer, max_len: int, thinking: bool) -> li
 
 def main(argv=None):
     args = parse_args(argv)
+    # Inputs, checked on every rank before the process group exists (see inputs.py): a bad records file or
+    # checkpoint stops every rank here with one line.
+    records = demo_records() if args.data is None else load_records(args.data)
+    check_output_dir(args.out)
+    if args.model is not None:
+        check_checkpoint(args.model, head="lm_head")
     rank, world, device = distributed.setup()
     demo = args.model is None
     epochs = args.epochs if args.epochs is not None else (10 if demo else 2)
@@ -152,13 +158,6 @@ def main(argv=None):
             save_model(init_weights(Qwen3(tiny_config()), seed=args.seed), args.model)
         torch.distributed.barrier()
     tokenizer = load_tokenizer(args.model if os.path.exists(os.path.join(args.model, "tokenizer.json")) else None)
-    try:
-        records = demo_records() if args.data is None else load_records(args.data)
-    except (ValueError, FileNotFoundError) as e:
-        if rank == 0:
-            print(f"sft.py: error: {e}", file=sys.stderr)
-        distributed.teardown()
-        sys.exit(2)
     data = tokenize(records, tokenizer, args.max_len, thinking=not args.no_thinking)
     steps_per_epoch = max(len(data) // args.global_batch, 1)
     total_steps = max(int(epochs * steps_per_epoch), 1)
@@ -247,4 +246,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

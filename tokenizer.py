@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 import tokenizers
 
 from hub import local_dir
+from inputs import InputError, InputNotFound, read_json, read_text
 
 # The files a tokenizer directory may hold that we read. Newer checkpoints keep the chat template in its own
 # file (`chat_template.jinja`, which then wins over tokenizer_config.json, as in transformers).
@@ -157,12 +158,17 @@ def load_tokenizer(name_or_path: str | None = None) -> Tokenizer:
     directory = default_tokenizer_dir() if name_or_path is None else local_dir(name_or_path, TOKENIZER_FILES)
     path = os.path.join(directory, "tokenizer.json")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: not found ({name_or_path} has no tokenizer.json)")
-    backend = tokenizers.Tokenizer.from_file(path)
+        raise InputNotFound(path, f"not found ({name_or_path} has no tokenizer.json)")
+    try:
+        backend = tokenizers.Tokenizer.from_file(path)
+    except Exception as e:  # the tokenizers library raises plain Exceptions for a file it cannot read
+        raise InputError(path, f"not a readable tokenizer.json ({e})") from None
     backend.no_padding()  # a tokenizer.json may carry padding or truncation settings: we want the raw ids
     backend.no_truncation()
 
     config = _read_json(os.path.join(directory, "tokenizer_config.json"))
+    if not isinstance(config, dict):
+        raise InputError(os.path.join(directory, "tokenizer_config.json"), "expected a JSON object")
     pad = config.get("pad_token") or DEFAULT_PAD_TOKEN
     if isinstance(pad, dict):  # older configs serialise tokens as AddedToken dicts
         pad = pad["content"]
@@ -189,17 +195,15 @@ def _token_id(backend: tokenizers.Tokenizer, token: str) -> int:
 
 
 def _read_json(path: str) -> dict:
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_json(path)
 
 
 def _read_chat_template(directory: str, config: dict) -> str | None:
     jinja_path = os.path.join(directory, "chat_template.jinja")
-    if os.path.isfile(jinja_path):
-        with open(jinja_path, encoding="utf-8") as f:
-            return f.read()
+    if os.path.exists(jinja_path):
+        return read_text(jinja_path)
     template = config.get("chat_template")
     if isinstance(template, list):  # older format: a list of named templates, "default" is the chat one
         template = next((t["template"] for t in template if t.get("name") == "default"), None)

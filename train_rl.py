@@ -59,7 +59,8 @@ from data import load_problems
 from extract import extract_code
 from generate import free_rollout_caches, generate
 from hub import local_dir
-from model import Qwen3, init_weights, param_count, read_config, save_model, tiny_config
+from inputs import InputError, check_output_dir, run_main
+from model import Qwen3, check_checkpoint, init_weights, param_count, read_config, save_model, tiny_config
 from reward import RewardModel, packed_last_token_scores, shaped_reward, token_budget_batches
 from tokenizer import load_tokenizer
 
@@ -373,6 +374,14 @@ def compute_rewards(problems, responses, args, rm, device, reward_fn=None, respo
 
 def main(argv=None, reward_fn=None):
     args = parse_args(argv)
+    # Inputs, checked on every rank before the process group exists: a bad problems file or checkpoint stops
+    # every rank here with one line (inputs.run_main), before any collective could wait on another.
+    problems = load_problems(args.data or "humaneval", split="train")
+    check_output_dir(args.out)
+    if args.policy is not None:
+        check_checkpoint(args.policy, head="lm_head")
+    if args.rm is not None and reward_fn is None and args.reward in ("rm", "mix"):
+        check_checkpoint(args.rm, head="score")
     rank, world, device = distributed.setup(timeout=args.collective_timeout_min * 60)
     demo = args.policy is None
     prompts_per_step = args.prompts_per_step or (4 if demo else 128)
@@ -380,8 +389,8 @@ def main(argv=None, reward_fn=None):
     steps = args.steps or (8 if demo else 250)
     lr = args.lr or (1e-4 if demo else 1e-6)
     log = tqdm.write if rank == 0 else (lambda *a, **k: None)
-    if prompts_per_step % world:
-        raise ValueError(f"--prompts-per-step {prompts_per_step} must divide among {world} ranks")
+    if prompts_per_step % world:  # the same on every rank: all stop here
+        raise InputError("--prompts-per-step", f"{prompts_per_step} must divide among {world} ranks")
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
@@ -434,14 +443,15 @@ def main(argv=None, reward_fn=None):
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay, betas=(0.9, 0.999))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s, args.warmup_steps))
 
-    # Problems: rendered and tokenized once.
-    problems = load_problems(args.data or "humaneval", split="train")
+    # Problems (read before the process group): rendered and tokenized once.
     prompts = [tokenizer.encode(tokenizer.render_prompt(p.question, enable_thinking=not args.no_thinking))
                for p in problems]
     keep = [i for i, ids in enumerate(prompts) if len(ids) <= args.max_prompt_len]
     if len(keep) < len(problems):
         log(f"skipping {len(problems) - len(keep)} prompts longer than {args.max_prompt_len} tokens")
     problems, prompts = [problems[i] for i in keep], [prompts[i] for i in keep]
+    if not problems:
+        raise InputError(args.data or "humaneval", f"every prompt is longer than --max-prompt-len {args.max_prompt_len}")
     log(f"{len(problems)} problems; policy {args.policy}; reward {args.reward}"
         f"{' (' + args.rm + ')' if rm else ''}; {world} rank(s) on {device}; {steps} steps of "
         f"{prompts_per_step} prompts x {args.group_size} samples")
@@ -454,10 +464,8 @@ def main(argv=None, reward_fn=None):
         scheduler.load_state_dict(extra["scheduler"])
         start = extra["step"]
         log(f"resumed from {latest} at step {start}")
-    if rank == 0:
-        kept = [l for l in open(metrics_path) if json.loads(l)["step"] <= start] if latest and os.path.exists(metrics_path) else []
-        with open(metrics_path, "w") as f:
-            f.writelines(kept)
+    if rank == 0:  # keep the metrics of the steps before the resume point, drop any written after it (or torn)
+        distributed.restart_metrics(metrics_path, start if latest else 0)
 
     bar = tqdm(range(start, steps), initial=start, total=steps, disable=rank != 0, desc="train_rl", dynamic_ncols=True)
     for step in bar:
@@ -580,4 +588,4 @@ def main(argv=None, reward_fn=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

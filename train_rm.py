@@ -33,7 +33,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 
 import torch
@@ -41,7 +40,8 @@ from tqdm import tqdm
 
 import distributed
 from data import load_pairs
-from model import Qwen3, init_weights, save_model, tiny_config
+from inputs import InputError, check_output_dir, run_main
+from model import Qwen3, check_checkpoint, init_weights, save_model, tiny_config
 from reward import RewardModel, pair_metrics, packed_last_token_scores, pairwise_loss, summarize, token_budget_batches
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -129,6 +129,16 @@ def evaluate(model, pairs, args, rank, world, device) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
+    # Inputs, checked on every rank before the process group exists: a malformed pairs file or checkpoint
+    # stops every rank here with one line (inputs.run_main), before any collective could wait on another.
+    train_pairs = load_pairs(args.data)
+    eval_pairs = load_pairs(args.eval_data) if args.eval_data else []  # '' skips evaluation; an empty file is an error
+    if len(train_pairs) < args.global_batch:
+        raise InputError(args.data, f"{len(train_pairs)} pairs, fewer than one global batch of {args.global_batch} "
+                         "(--global-batch)")
+    check_output_dir(args.out)
+    if args.model is not None:
+        check_checkpoint(args.model, head="score")
     rank, world, device = distributed.setup()
     demo = args.model is None
     epochs = args.epochs if args.epochs is not None else (1.5 if demo else 1.0)
@@ -148,23 +158,14 @@ def main(argv=None):
                                      max_len=args.max_len)
     model, tokenizer = rm.model, rm.tokenizer
 
-    # Data: tokenized once. A malformed file stops here, before any step, with the loader's message.
-    def tokenize(path):
-        pairs = load_pairs(path)
+    # Data: tokenized once.
+    def tokenize(pairs):
         chosen = rm.encode([p.question for p in pairs], [p.chosen for p in pairs])
         rejected = rm.encode([p.question for p in pairs], [p.rejected for p in pairs])
         return list(zip(chosen.ids, rejected.ids)), chosen.truncated + rejected.truncated
 
-    try:
-        train, truncated = tokenize(args.data)
-        evals, eval_truncated = tokenize(args.eval_data) if args.eval_data else ([], 0)
-        if len(train) < args.global_batch:
-            raise ValueError(f"{args.data}: {len(train)} pairs, fewer than one global batch of {args.global_batch}")
-    except (ValueError, FileNotFoundError) as e:
-        if rank == 0:
-            print(f"train_rm.py: error: {e}", file=sys.stderr)
-        distributed.teardown()
-        sys.exit(2)
+    train, truncated = tokenize(train_pairs)
+    evals, eval_truncated = tokenize(eval_pairs) if eval_pairs else ([], 0)
     steps_per_epoch = len(train) // args.global_batch
     total_steps = int(epochs * steps_per_epoch)
     if args.max_steps is not None:
@@ -201,12 +202,8 @@ def main(argv=None):
         scheduler.load_state_dict(extra["scheduler"])
         start_step, before = extra["step"], extra["eval_before"]
         log(f"resumed from {latest} at step {start_step}")
-    if rank == 0:  # keep the metrics of the steps before the resume point, drop any written after it
-        kept = []
-        if latest and os.path.exists(metrics_path):
-            kept = [line for line in open(metrics_path) if json.loads(line)["step"] <= start_step]
-        with open(metrics_path, "w") as f:
-            f.writelines(kept)
+    if rank == 0:  # keep the metrics of the steps before the resume point, drop any written after it (or torn)
+        distributed.restart_metrics(metrics_path, start_step if latest else 0)
 
     def write_metrics(record):
         if rank == 0:
@@ -291,4 +288,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
