@@ -9,19 +9,23 @@
 - `atomic_write(path)`: write to a temporary name in the same directory, rename over `path` only when the
   block finishes; an error inside the block leaves `path` as it was.
 - `run_main(main)`: what `python script.py` runs. It calls main(argv), and on InputError prints
-  `script.py: error: <the line>` to stderr (rank 0 only under torchrun) and exits 2, with no traceback.
+  `script.py: error: <the line>` to stderr (rank 0's only under torchrun) and exits 2, with no traceback.
 
 Under torchrun every rank reads the same files and so fails the same way: the scripts validate their inputs
 before `init_process_group` wherever they can (data files, checkpoint headers), and an error found later
-(a checkpoint whose tensors are cut short) happens on every rank at the same point. Each rank then leaves the
-process group without a barrier and exits 2, so none waits for another. torchrun itself treats any non-zero
-exit of a worker as a failure: after our line it logs its own ChildFailedError report and exits 1. A
-worker can only silence that by exiting 0, which would tell a pipeline that the run succeeded, so we don't.
+(a tokenizer file) happens on every rank at the same point. Each rank leaves the process group without a
+barrier. Rank 0 prints the line and exits 2 at once; the other ranks wait up to RANK0_GRACE_S first, because
+torchrun kills every worker as soon as one exits: rank 0's line must come first. torchrun then reports rank
+0's exit code 2 as the root cause and the others as killed by its SIGTERM, prints its own ChildFailedError
+and exits 1; it does that for any non-zero exit of a worker, which only exiting 0 would avoid (telling a
+pipeline that the run succeeded), so we don't. Should rank 0 not fail (an input only some ranks see), the
+other ranks print their line after the wait, prefixed by their rank, and exit 2.
 """
 import json
 import os
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 
 
@@ -139,16 +143,21 @@ def is_rank0() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+RANK0_GRACE_S = 10.0  # how long ranks other than 0 wait, on bad input, for rank 0 to print and exit
+
+
 def run_main(main, argv=None, prog: str | None = None):
-    """Run main(argv); bad input ends in one line on stderr (rank 0 only) and exit code 2."""
+    """Run main(argv); bad input ends in one line on stderr (rank 0's under torchrun) and exit code 2."""
     prog = prog or os.path.basename(sys.argv[0] if argv is None else main.__module__ + ".py")
     try:
         return main(argv)
     except InputError as e:
         line = f"{prog}: error: {e}"
-        if is_rank0():
-            print(line, file=sys.stderr, flush=True)
         _leave_process_group()
+        if not is_rank0():  # torchrun ends the job when a worker exits: rank 0's line must come first
+            time.sleep(RANK0_GRACE_S)
+            line = f"rank {os.environ['RANK']}: {line}"
+        print(line, file=sys.stderr, flush=True)
         stop = SystemExit(line)  # str: the line, for callers in the same process (tests)
         stop.code = 2  # what the interpreter exits with; it prints nothing more for an int code
         raise stop from None
