@@ -17,7 +17,7 @@ What lives here:
    pickle.loads), TACO/APPS, and verl RL rows (the authors' parquet files). Each problem has hidden
    `tests` and, where the format has them, `public_tests` a selector may run (HumanEval: the prompt's
    `>>>` examples; LiveCodeBench: the public cases).
-4. `read_samples` (`infer.py generate` output) and `load_rmbench` (RM-Bench's data or results files).
+4. `read_samples` (`infer.py generate` output). RM-Bench's files are read by rmbench.py.
 
 Choices the paper leaves open, made here:
 - The train/heldout split is by problem, a stable hash of the problem id (`problem_split`): about 80/20,
@@ -44,7 +44,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from inputs import InputError, InputNotFound, check_file, read_jsonl, read_text
+from inputs import InputError, InputNotFound, check_file, read_jsonl
 
 # ----------------------------------------------------------------------------------------------------------
 # HumanEval problems
@@ -689,61 +689,6 @@ def _last_message(messages: list, role: str, where: str, name: str) -> str:
     if not contents:
         raise InputError(where, f"field {name!r} has no {role!r} message")
     return contents[-1]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# RM-Bench
-
-
-@dataclass
-class RMBenchItem:
-    item_id: str
-    prompt: str
-    chosen: list[str]  # 3 styles: concise, detailed plain text, detailed markdown
-    rejected: list[str]  # the same 3 styles
-    domain: str  # chat, code, math, safety-refuse or safety-response ("" when the file has no domains)
-    score_chosen: list[float] | None = None  # scores already computed (an RM-Bench results file)
-    score_rejected: list[float] | None = None
-
-
-def load_rmbench(path: str) -> list[RMBenchItem]:
-    """RM-Bench's data (THU-KEG/RM-Bench `total_dataset.json` or a per-domain file): a JSON array, or JSON
-    Lines, of {"id", "prompt", "chosen": [3 str], "rejected": [3 str], "domain"}. A results file written
-    by RM-Bench's scripts also has `score_chosen`/`score_rejected` (3 numbers each); they are kept, so its
-    accuracies can be recomputed without a model. Errors name the file, the 1-based item and the field."""
-    text = read_text(path)
-    if text.lstrip().startswith("["):
-        try:
-            records = list(enumerate(json.loads(text), start=1))
-        except json.JSONDecodeError as e:
-            raise InputError(path, f"malformed JSON ({e})") from None
-    else:
-        records = list(read_records(path))
-    items = []
-    for n, rec in records:
-        where = f"{path}:{n}"
-        if not isinstance(rec, dict):
-            raise InputError(where, f"expected a JSON object, got {type(rec).__name__}")
-        if not isinstance(rec.get("prompt"), str):
-            raise InputError(where, f"missing field 'prompt' (a string)")
-        for name in ("chosen", "rejected"):
-            value = rec.get(name)
-            if not (isinstance(value, list) and len(value) == 3 and all(isinstance(x, str) for x in value)):
-                raise InputError(where, f"field {name!r} must be a list of 3 strings (one per style)")
-        scores = []
-        for name in ("score_chosen", "score_rejected"):
-            value = rec.get(name)
-            if value is not None and not (isinstance(value, list) and len(value) == 3 and all(
-                    isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
-                raise InputError(where, f"field {name!r} must be a list of 3 numbers")
-            scores.append(None if value is None else [float(x) for x in value])
-        domain = rec.get("domain", "")
-        if not isinstance(domain, str):
-            raise InputError(where, f"field 'domain' must be a string")
-        items.append(RMBenchItem(str(rec.get("id", n)), rec["prompt"], rec["chosen"], rec["rejected"], domain, *scores))
-    if not items:
-        raise InputError(path, "no items")
-    return items
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""What train_rm.py and train_rl.py share: process-group set-up, FSDP2 wrapping, collectives that keep ranks
-in step, resumable DCP checkpoints, and the full-state-dict export.
+"""What train_rm.py, train_rl.py and sft.py share: process-group set-up, FSDP2 wrapping, collectives that keep
+ranks in step (`lockstep`: the same number of micro-batches on every rank), resumable DCP checkpoints, and the
+full-state-dict export.
 
 - Backend from the device: NCCL on CUDA, gloo on CPU. Run without torchrun, a script is a 1-rank group
   (same code path, so a 1-rank and a K-rank run can be compared number for number).
@@ -120,6 +121,15 @@ def all_reduce_max(value: int, device) -> int:
     t = torch.tensor([value], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return int(t.item())
+
+
+def lockstep(batches: list, device):
+    """Yield (index, count, batch or None) the same number of times on every rank (the most micro-batches
+    any rank has), None for a rank's spare ones: a rank with fewer micro-batches runs empty ones, so that the
+    FSDP collectives inside each forward/backward match across ranks. One collective to agree on the count."""
+    n = all_reduce_max(len(batches), device)
+    for i in range(n):
+        yield i, n, (batches[i] if i < len(batches) else None)
 
 
 def all_gather_floats(value: float, device) -> list[float]:

@@ -35,10 +35,10 @@ Choices the paper leaves open, made here:
   fewer than N (the table says how many), and the pool for a smaller N is a prefix of the one for a larger.
 - Accuracy columns count a program as correct when it passes every test; "tests" columns are the mean
   fraction of tests passed.
-- RM-Bench (`rmeval`): RM-Bench's own scoring (see `rmbench_accuracy`); each response is scored verbatim
-  with the RM's chat template and its 4096-token right truncation (RM-Bench's script truncates at 2048 from
-  the left). Paper (METHOD.md section 6): CodeScaler-8B 76.9 / 83.0 / 79.9 / 96.4 / 84.1 (code / chat / math /
-  safety / overall).
+- RM-Bench (`rmeval`): RM-Bench's own scoring (rmbench.py, `rmbench_accuracy`); each response is scored
+  verbatim with the RM's chat template and its right truncation (the max_len train_rm.py saved with it, else
+  4096; RM-Bench's script truncates at 2048 from the left). Paper (METHOD.md section 6): CodeScaler-8B
+  76.9 / 83.0 / 79.9 / 96.4 / 84.1 (code / chat / math / safety / overall).
 
 Files. Problems: `humaneval` (bundled, --split heldout|train|all) or a JSONL/Parquet file in any form
 `data.load_problems` reads: our own (`question` with call-based or stdin/stdout tests), LiveCodeBench rows,
@@ -60,10 +60,11 @@ import time
 
 from tqdm import tqdm
 
-from data import Problem, load_problems, load_pairs, load_rmbench, read_records, read_samples
+from data import Problem, load_problems, load_pairs, read_records, read_samples
 from extract import extract_code
 from inputs import InputError, InputNotFound, atomic_write, check_output, run_main
 from reward import shaped_reward
+from rmbench import RMBENCH_DOMAINS, is_rmbench_file, load_rmbench, rmbench_accuracy, score_rmbench
 from sandbox import CallTests, FunctionTests, IOTests, Limits, run_program, run_programs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -100,18 +101,18 @@ def write_records(f, records: list[dict]) -> None:
 # Problems
 
 
-def tests_of(tasks_by_id: dict[str, Problem], pid: str, source: str) -> CallTests | FunctionTests | IOTests:
-    task = tasks_by_id.get(pid)
-    if task is None or task.tests is None:
-        why = "is not among the problems of" if task is None else "has no tests in"
+def tests_of(problems_by_id: dict[str, Problem], pid: str, source: str) -> CallTests | FunctionTests | IOTests:
+    problem = problems_by_id.get(pid)
+    if problem is None or problem.tests is None:
+        why = "is not among the problems of" if problem is None else "has no tests in"
         raise InputError(source, f"problem {pid!r} {why} {source}: it cannot be evaluated (pass --problems FILE with "
                          "its tests, or --no-exec to select without executing)")
-    return task.tests
+    return problem.tests
 
 
-def limits_for(tasks: list[Problem], timeout_s: float) -> Limits:
+def limits_for(problems: list[Problem], timeout_s: float) -> Limits:
     """Per-test timeout as given; the whole-program limit grows with the longest test list."""
-    most = max(len(t.tests.tests if isinstance(t.tests, CallTests) else t.tests.inputs) for t in tasks)
+    most = max(len(p.tests.tests if isinstance(p.tests, CallTests) else p.tests.inputs) for p in problems)
     return Limits(test_timeout_s=timeout_s, total_timeout_s=max(30.0, timeout_s * most + 10.0))
 
 
@@ -186,7 +187,7 @@ def problem_seed(seed: int, problem_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{problem_id}".encode()).digest()[:8], "little") >> 1
 
 
-def generate_samples(model, tokenizer, tasks: list[Problem], out_path: str, policy: str = "", n: int = 8,
+def generate_samples(model, tokenizer, problems: list[Problem], out_path: str, policy: str = "", n: int = 8,
                      temperature: float = 0.6, top_p: float = 0.95, top_k: int = 0, max_new_tokens: int = 16384,
                      seed: int = 0, thinking: bool = True, max_problems: int | None = None) -> int:
     """Append one line per problem not yet in `out_path` (n responses each, flushed per problem); returns
@@ -204,16 +205,16 @@ def generate_samples(model, tokenizer, tasks: list[Problem], out_path: str, poli
             raise InputError(out_path, f"problem {rec.get('problem_id')!r} was sampled with {key}={old.get(key)!r}, "
                              f"this run asks for {key}={settings[key]!r}: use another output file or the same settings")
         done.add(rec["problem_id"])
-    todo = [t for t in tasks if t.problem_id not in done][:max_problems]
+    todo = [problem for problem in problems if problem.problem_id not in done][:max_problems]
     with open(out_path, "a", encoding="utf-8") as f:
-        for task in tqdm(todo, desc=f"generate ({len(done)} done before)", unit="problem"):
-            ids = tokenizer.encode(tokenizer.render_prompt(task.question, enable_thinking=thinking))
-            s = problem_seed(seed, task.problem_id)
+        for problem in tqdm(todo, desc=f"generate ({len(done)} done before)", unit="problem"):
+            ids = tokenizer.encode(tokenizer.render_prompt(problem.question, enable_thinking=thinking))
+            s = problem_seed(seed, problem.problem_id)
             out = generate(model, [ids], num_samples=n, max_new_tokens=max_new_tokens, temperature=temperature,
                            top_k=top_k, top_p=top_p, stop_ids=tokenizer.eos_ids, pad_id=tokenizer.pad_id, seed=s)
             lengths, stopped = out.lengths.tolist(), out.stopped.tolist()
             responses = tokenizer.decode_responses([out.tokens[i, : lengths[i]].tolist() for i in range(n)], stopped)
-            write_records(f, [{"problem_id": task.problem_id, "question": task.question, "responses": responses,
+            write_records(f, [{"problem_id": problem.problem_id, "question": problem.question, "responses": responses,
                                "num_tokens": lengths, "stopped": stopped, "seed": s, "settings": settings}])
     return len(todo)
 
@@ -247,21 +248,21 @@ def first_argmax(values: list[float]) -> int:
     return max(range(len(values)), key=lambda i: (values[i], -i))
 
 
-def pool_candidates(pool_path: str, tasks: list[Problem], n: int, seed: int) -> dict[str, list[str]]:
+def pool_candidates(pool_path: str, problems: list[Problem], n: int, seed: int) -> dict[str, list[str]]:
     """Up to n distinct codes per problem from a candidates file (see the module docstring)."""
     pools: dict[str, list[str]] = {}
     for line, rec in read_records(pool_path):
         if not isinstance(rec.get("problem_id"), str) or not isinstance(rec.get("code"), str):
             raise InputError(f"{pool_path}:{line}", "missing field 'problem_id' or 'code' (strings)")
         pools.setdefault(rec["problem_id"], []).append(rec["code"])
-    chosen = {}
-    for t in tasks:
-        if t.problem_id not in pools:
-            raise InputError(pool_path, f"no candidates for problem {t.problem_id!r}")
-        codes = list(pools[t.problem_id])
-        random.Random(f"{seed}:{t.problem_id}").shuffle(codes)
-        chosen[t.problem_id] = codes[:n]
-    return chosen
+    drawn = {}
+    for problem in problems:
+        if problem.problem_id not in pools:
+            raise InputError(pool_path, f"no candidates for problem {problem.problem_id!r}")
+        codes = list(pools[problem.problem_id])
+        random.Random(f"{seed}:{problem.problem_id}").shuffle(codes)
+        drawn[problem.problem_id] = codes[:n]
+    return drawn
 
 
 def public_pick(programs: list[str], public_tests, workers: int, limits: Limits) -> dict:
@@ -277,26 +278,26 @@ def public_pick(programs: list[str], public_tests, workers: int, limits: Limits)
     return {"public_pick": first_argmax(rates), "public_s": time.perf_counter() - start, "public_rates": rates}
 
 
-def best_of_n(tasks: list[Problem], candidates: dict[str, list[str]], score_fn, are_responses: bool,
+def best_of_n(problems: list[Problem], candidates: dict[str, list[str]], score_fn, are_responses: bool,
               execute: bool = True, workers: int = 2, limits: Limits = Limits(), progress: bool = True) -> list[dict]:
     """Per problem: the reward-model pick (score_fn(questions, codes) -> raw scores, e.g. rm.score) and,
     with `execute`, the public-test pick (`public_pick`), the hidden-test pick (the oracle) and every
     candidate's verdict on the hidden tests; each selection timed on its own."""
     rows = []
-    for t in tqdm(tasks, desc="best-of-N", unit="problem", disable=not progress):
-        texts = candidates[t.problem_id]
+    for problem in tqdm(problems, desc="best-of-N", unit="problem", disable=not progress):
+        texts = candidates[problem.problem_id]
         start = time.perf_counter()
         codes = [extract_code(x, mode="strict") for x in texts] if are_responses else texts
-        scores = score_fn([t.question] * len(codes), codes)
+        scores = score_fn([problem.question] * len(codes), codes)
         rewards = [shaped_reward(s, c) for s, c in zip(scores, codes)]
-        row = {"problem_id": t.problem_id, "n": len(texts), "rm_pick": first_argmax(rewards),
+        row = {"problem_id": problem.problem_id, "n": len(texts), "rm_pick": first_argmax(rewards),
                "rm_s": time.perf_counter() - start, "scores": scores, "rewards": rewards}
         row["rm_pick_code"] = codes[row["rm_pick"]]
         if execute:
             programs = [extract_code(x, mode="last") for x in texts] if are_responses else texts
-            row.update(public_pick(programs, t.public_tests, workers, limits))
+            row.update(public_pick(programs, problem.public_tests, workers, limits))
             start = time.perf_counter()  # the oracle: the hidden tests, which judge every pick
-            results = run_programs([(p, t.tests) for p in programs], workers=workers, limits=limits)
+            results = run_programs([(p, problem.tests) for p in programs], workers=workers, limits=limits)
             rates = [r.pass_rate for r in results]
             row.update(exec_pick=first_argmax(rates), exec_s=time.perf_counter() - start, pass_rates=rates,
                        correct=[r.verdict == "passed" for r in results], verdicts=[r.verdict for r in results])
@@ -367,85 +368,31 @@ def report_bon(rows: list[dict], summary: dict, n: int) -> None:
 # eval
 
 
-def evaluate_samples(samples: list[dict], tasks_by_id: dict[str, Problem], source: str, ks: list[int],
+def evaluate_samples(samples: list[dict], problems_by_id: dict[str, Problem], source: str, ks: list[int],
                      workers: int = 2, timeout_s: float = 2.0) -> dict:
     """Lenient extraction, the sandbox; per problem n, c and verdicts; overall Avg@n and pass@k."""
-    tests = [tests_of(tasks_by_id, s["problem_id"], source) for s in samples]  # every error before any run
+    tests = [tests_of(problems_by_id, s["problem_id"], source) for s in samples]  # every error before any run
     for s in samples:
         if max(ks) > len(s["responses"]):
             raise InputError(source, f"problem {s['problem_id']!r} has {len(s['responses'])} samples, "
                              f"fewer than --k {max(ks)}")
-    limits = limits_for([tasks_by_id[s["problem_id"]] for s in samples], timeout_s)
+    limits = limits_for([problems_by_id[s["problem_id"]] for s in samples], timeout_s)
     jobs = [(extract_code(r, mode="last"), t) for s, t in zip(samples, tests) for r in s["responses"]]
-    results, problems = iter(run_programs(jobs, workers=workers, limits=limits, progress=True)), []
+    results, per_problem = iter(run_programs(jobs, workers=workers, limits=limits, progress=True)), []
     for s in samples:
         res = [next(results) for _ in s["responses"]]
         c = sum(r.verdict == "passed" for r in res)
-        problems.append({"problem_id": s["problem_id"], "n": len(res), "correct": c,
+        per_problem.append({"problem_id": s["problem_id"], "n": len(res), "correct": c,
                          "pass_at_k": {str(k): pass_at_k(len(res), c, k) for k in ks},
                          "pass_rates": [r.pass_rate for r in res], "verdicts": [r.verdict for r in res]})
-    P = len(problems)
-    return {"problems": P, "avg": sum(p["correct"] / p["n"] for p in problems) / P,
-            "pass_at_k": {str(k): sum(p["pass_at_k"][str(k)] for p in problems) / P for k in ks},
-            "tests": sum(sum(p["pass_rates"]) / p["n"] for p in problems) / P, "per_problem": problems}
+    P = len(per_problem)
+    return {"problems": P, "avg": sum(p["correct"] / p["n"] for p in per_problem) / P,
+            "pass_at_k": {str(k): sum(p["pass_at_k"][str(k)] for p in per_problem) / P for k in ks},
+            "tests": sum(sum(p["pass_rates"]) / p["n"] for p in per_problem) / P, "per_problem": per_problem}
 
 
 # -----------------------------------------------------------------------------
 # Reward-model evaluation: RM-Bench, and pairwise accuracy on pairs files
-
-RMBENCH_DOMAINS = ("chat", "math", "code", "safety")  # RM-Bench's; safety-refuse and safety-response are safety
-
-
-def rmbench_matrix(items: list) -> list[list[float]]:
-    """RM-Bench's 3x3 accuracy matrix of one domain: entry [i][j] is the fraction of items whose chosen
-    response in style i scores strictly higher than the rejected response in style j (a tie is wrong).
-    Styles: 0 concise, 1 detailed plain, 2 detailed markdown."""
-    counts = [[0] * 3 for _ in range(3)]
-    for it in items:
-        for i in range(3):
-            for j in range(3):
-                counts[i][j] += it.score_chosen[i] > it.score_rejected[j]
-    return [[c / len(items) for c in row] for row in counts]
-
-
-def rmbench_accuracy(items: list) -> dict:
-    """RM-Bench's accuracies, computed as its own scoring code does: per domain, hard = mean of the three
-    entries above the diagonal (chosen plainer than rejected), normal = mean of the diagonal, easy = mean of
-    the three below it, and the domain's accuracy = mean(hard, normal, easy); then hard, normal, easy and the
-    total are unweighted means over the domains (so total = mean of the domain accuracies = mean of hard,
-    normal, easy). A file without `domain` fields is one domain, "all", as RM-Bench scores a per-domain file.
-    Deviation: a domain with no items is left out of the means (RM-Bench's code fails on one)."""
-    if any(it.score_chosen is None or it.score_rejected is None for it in items):
-        raise ValueError("every item needs score_chosen and score_rejected")
-    if all(not it.domain for it in items):
-        groups = {"all": items}
-    else:
-        groups = {d: [it for it in items if it.domain.startswith(d)] for d in RMBENCH_DOMAINS}
-        groups = {d: g for d, g in groups.items() if g}
-    out = {"domains": {}}
-    for domain, group in groups.items():
-        m = rmbench_matrix(group)
-        hard = (m[0][1] + m[0][2] + m[1][2]) / 3
-        normal = (m[0][0] + m[1][1] + m[2][2]) / 3
-        easy = (m[1][0] + m[2][0] + m[2][1]) / 3
-        out["domains"][domain] = {"items": len(group), "matrix": m, "hard": hard, "normal": normal, "easy": easy,
-                                  "accuracy": (hard + normal + easy) / 3}
-    per = out["domains"].values()
-    for key in ("hard", "normal", "easy", "accuracy"):
-        out[key] = sum(d[key] for d in per) / len(per)
-    out["unscored_items"] = len(items) - sum(d["items"] for d in per)  # domains RM-Bench does not score
-    return out
-
-
-def score_rmbench(items: list, score_fn) -> None:
-    """Fill score_chosen/score_rejected with score_fn(prompts, responses) (e.g. rm.score); responses are
-    scored verbatim (they are prose and code, not extracted code)."""
-    prompts = [it.prompt for it in items for _ in range(6)]
-    responses = [r for it in items for r in it.chosen + it.rejected]
-    scores = score_fn(prompts, responses)
-    for k, it in enumerate(items):
-        it.score_chosen, it.score_rejected = scores[6 * k: 6 * k + 3], scores[6 * k + 3: 6 * k + 6]
-
 
 def pair_accuracy(pairs: list, score_fn) -> dict:
     """Pairwise accuracy (chosen scores strictly higher, as RM-Bench counts) and the mean margin
@@ -454,24 +401,6 @@ def pair_accuracy(pairs: list, score_fn) -> dict:
     margins = [scores[2 * k] - scores[2 * k + 1] for k in range(len(pairs))]
     return {"pairs": len(pairs), "accuracy": sum(m > 0 for m in margins) / len(pairs),
             "mean_margin": sum(margins) / len(pairs), "margins": margins}
-
-
-def is_rmbench_file(path: str) -> bool:
-    """RM-Bench's layout (chosen/rejected are lists of 3 strings) rather than a pairs file."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:  # a bad byte: the loader names its line
-            head = f.read(1 << 16).lstrip()
-    except (IsADirectoryError, FileNotFoundError):
-        return False
-    if head.startswith("["):
-        return True
-    first = head.split("\n", 1)[0]
-    try:
-        rec = json.loads(first)
-    except json.JSONDecodeError:
-        return False
-    return isinstance(rec, dict) and isinstance(rec.get("chosen"), list) and len(rec["chosen"]) == 3 \
-        and all(isinstance(x, str) for x in rec["chosen"])
 
 
 def report_rmbench(acc: dict) -> None:
@@ -565,7 +494,7 @@ def parse_args(argv):
     sampling_flags(c, 16)
     c.add_argument("--rm", default=DEFAULT_RM, help="reward model directory or hub id (default: train_rm.py's output)")
     c.add_argument("--samples", default=None, help="a `generate` file to take candidates from")
-    c.add_argument("--samples-out", default=os.path.join("runs", "infer", "bon_samples.jsonl"),
+    c.add_argument("--samples-out", default=os.path.join(HERE, "runs", "infer", "bon_samples.jsonl"),
                    help="where --policy's samples go (resumable)")
     c.add_argument("--pool", default=DEFAULT_POOL, help="candidate codes (problem_id, code) when there is no --samples or --policy")
     c.add_argument("--no-exec", action="store_true", help="only select: no tests run, no pass-rate columns")
@@ -573,7 +502,7 @@ def parse_args(argv):
                    help="bundled pools only: this many problems, those with public tests first (a quick look)")
     c.add_argument("--workers", type=int, default=os.cpu_count(), help="sandboxes at a time")
     c.add_argument("--timeout", type=float, default=2.0, help="seconds per test")
-    c.add_argument("--out", default=os.path.join("runs", "infer", "bon.json"), help="JSON summary")
+    c.add_argument("--out", default=os.path.join(HERE, "runs", "infer", "bon.json"), help="JSON summary")
     model_flags(c)
 
     c = sub.add_parser("rmeval", aliases=["rmbench"], help="reward-model accuracy on RM-Bench or a pairs file",
@@ -586,19 +515,19 @@ def parse_args(argv):
     c.add_argument("--split", default=None, help="pairs only: the split of a directory or hub id (e.g. heldout)")
     c.add_argument("--rescore", action="store_true", help="score an RM-Bench results file again with --rm")
     c.add_argument("--max-tokens", type=int, default=16384, help="token budget of one packed scoring batch")
-    c.add_argument("--out", default=os.path.join("runs", "infer", "rmeval.json"), help="JSON summary")
+    c.add_argument("--out", default=os.path.join(HERE, "runs", "infer", "rmeval.json"), help="JSON summary")
     model_flags(c)
 
     c = command("eval", "Avg@n and pass@k of a policy or a `generate` file, by execution")
     problem_flags(c)
     sampling_flags(c, 8)
     c.add_argument("--samples", default=None, help="a `generate` file (else --policy is sampled into --samples-out)")
-    c.add_argument("--samples-out", default=os.path.join("runs", "infer", "eval_samples.jsonl"),
+    c.add_argument("--samples-out", default=os.path.join(HERE, "runs", "infer", "eval_samples.jsonl"),
                    help="where --policy's samples go (resumable)")
     c.add_argument("--k", type=int, nargs="+", default=[1], help="pass@k for each k (k <= samples per problem)")
     c.add_argument("--workers", type=int, default=os.cpu_count(), help="sandboxes at a time")
     c.add_argument("--timeout", type=float, default=2.0, help="seconds per test")
-    c.add_argument("--out", default=os.path.join("runs", "infer", "eval.json"), help="JSON summary")
+    c.add_argument("--out", default=os.path.join(HERE, "runs", "infer", "eval.json"), help="JSON summary")
     model_flags(c)
     args = p.parse_args(argv)
     if args.device is None:
@@ -608,11 +537,12 @@ def parse_args(argv):
     return args
 
 
-def sample_policy(args, tasks: list[Problem], out_path: str) -> list[dict]:
-    model, tok = load_policy(args.policy, args.dtype, args.device)
-    generate_samples(model, tok, tasks, out_path, policy=args.policy, n=args.n, temperature=args.temperature, top_p=args.top_p,
-                     top_k=args.top_k, max_new_tokens=args.max_new_tokens, seed=args.seed, thinking=not args.no_thinking)
-    wanted = {t.problem_id for t in tasks}
+def sample_policy(args, problems: list[Problem], out_path: str) -> list[dict]:
+    model, tokenizer = load_policy(args.policy, args.dtype, args.device)
+    generate_samples(model, tokenizer, problems, out_path, policy=args.policy, n=args.n, temperature=args.temperature,
+                     top_p=args.top_p, top_k=args.top_k, max_new_tokens=args.max_new_tokens, seed=args.seed,
+                     thinking=not args.no_thinking)
+    wanted = {problem.problem_id for problem in problems}
     return [s for s in read_samples(out_path) if s["problem_id"] in wanted]
 
 
@@ -638,33 +568,33 @@ def run(args):
     elif args.command == "generate":
         if args.policy is None:
             raise InputError("--policy", "generate needs a policy checkpoint")
-        tasks = load_problems(args.problems, args.split)
-        model, tok = load_policy(args.policy, args.dtype, args.device)
-        n = generate_samples(model, tok, tasks, args.out, args.policy, n=args.n,
+        problems = load_problems(args.problems, args.split)
+        model, tokenizer = load_policy(args.policy, args.dtype, args.device)
+        n = generate_samples(model, tokenizer, problems, args.out, args.policy, n=args.n,
                              temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
                              max_new_tokens=args.max_new_tokens, seed=args.seed, thinking=not args.no_thinking,
                              max_problems=args.max_problems)
         print(f"{n} problems sampled into {args.out}")
     elif args.command == "bon":
-        tasks = load_problems(args.problems, args.split)
+        problems = load_problems(args.problems, args.split)
         if args.samples or args.policy:
-            samples = read_samples(args.samples) if args.samples else sample_policy(args, tasks, args.samples_out)
+            samples = read_samples(args.samples) if args.samples else sample_policy(args, problems, args.samples_out)
             by_id = {t.problem_id: t for t in load_problems(args.problems, "all")}
             candidates = {s["problem_id"]: s["responses"][: args.n] for s in samples}
-            tasks = [Problem(s["problem_id"], s["question"], None if args.no_exec else
+            problems = [Problem(s["problem_id"], s["question"], None if args.no_exec else
                           tests_of(by_id, s["problem_id"], args.problems),
                              public_tests=by_id[s["problem_id"]].public_tests if s["problem_id"] in by_id else None)
                      for s in samples]
         else:
             if args.max_problems is not None:
-                tasks = sorted(tasks, key=lambda t: t.public_tests is None)[: args.max_problems]
-            candidates = pool_candidates(args.pool, tasks, args.n, args.seed)
+                problems = sorted(problems, key=lambda problem: problem.public_tests is None)[: args.max_problems]
+            candidates = pool_candidates(args.pool, problems, args.n, args.seed)
         rm = load_rm(args.rm, args.dtype, args.device)
-        limits = None if args.no_exec else limits_for(tasks, args.timeout)
-        rm.score([tasks[0].question], [""])  # warm-up, not timed
+        limits = None if args.no_exec else limits_for(problems, args.timeout)
+        rm.score([problems[0].question], [""])  # warm-up, not timed
         if not args.no_exec:
-            run_program("pass", tasks[0].tests, limits)
-        rows = best_of_n(tasks, candidates, rm.score, are_responses=bool(args.samples or args.policy),
+            run_program("pass", problems[0].tests, limits)
+        rows = best_of_n(problems, candidates, rm.score, are_responses=bool(args.samples or args.policy),
                          execute=not args.no_exec, workers=args.workers, limits=limits or Limits())
         summary = summarize_bon(rows)
         report_bon(rows, summary, args.n)

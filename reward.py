@@ -6,9 +6,10 @@
 
 Input (METHOD.md section 2): the two-turn chat [user: problem, assistant: extracted code] rendered in the
 checkpoint's own chat format (`Tokenizer.render_reward_input`: Qwen3's by hand, any other template through
-jinja2 as transformers renders it) with no generation prompt, right-truncated to `max_len` tokens (4096), scored at the
-last token that survives truncation. Scores are pooled from real lengths, never from the pad id
-(Qwen3's pad token, <|endoftext|>, is also a real token).
+jinja2 as transformers renders it) with no generation prompt, right-truncated to `max_len` tokens (4096, or
+the `reward_max_len` train_rm.py saves in config.json), scored at the last token that survives truncation.
+Scores are pooled from real lengths, never from the pad id (Qwen3's pad token, <|endoftext|>, is also a real
+token).
 
 Batched scoring packs sequences into token-budget micro-batches (longest first, first fit), one packed row
 each with block-diagonal causal attention, so no compute goes to padding; packed scores equal one-by-one
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+import distributed
 from hub import local_dir
 from model import Qwen3, load_model, read_config
 from tokenizer import Tokenizer, load_tokenizer
@@ -129,6 +131,16 @@ def packed_last_token_scores(model: Qwen3, seqs: list[list[int]]):
     return model(ids, seq_lens=lens, head_at=last)[:, 0].float()  # [S]
 
 
+DEFAULT_MAX_LEN = 4096  # the paper's reward-model input length
+MAX_LEN_KEY = "reward_max_len"  # config.json key: the max_len a reward model was trained with (train_rm.py)
+
+
+def saved_max_len(hf_config: dict) -> int:
+    """The input length a checkpoint's config.json records (train_rm.py's export), else the default."""
+    value = hf_config.get(MAX_LEN_KEY)
+    return value if isinstance(value, int) and value > 0 else DEFAULT_MAX_LEN
+
+
 @dataclass
 class Encoded:
     ids: list[list[int]]
@@ -139,24 +151,31 @@ class RewardModel:
     """A Qwen3 with a `score` head, its tokenizer and the input rules. Not an nn.Module: training
     wraps `rm.model` (the Qwen3) with FSDP directly."""
 
-    def __init__(self, model: Qwen3, tokenizer: Tokenizer, max_len: int = 4096):
+    def __init__(self, model: Qwen3, tokenizer: Tokenizer, max_len: int = DEFAULT_MAX_LEN, sharded: bool = False):
+        """sharded: `model` is FSDP-sharded over the process group, so every rank must run the same number
+        of forwards (`score_tokens` pads a rank's batches with empty ones, distributed.lockstep)."""
         if model.head_name != "score" or model.cfg.num_labels != 1:
             raise ValueError("a reward model needs a score head with one label")
-        self.model, self.tokenizer, self.max_len = model, tokenizer, max_len
+        self.model, self.tokenizer, self.max_len, self.sharded = model, tokenizer, max_len, sharded
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, dtype=None, device=None, tokenizer: str | None = None,
-                        max_len: int = 4096) -> "RewardModel":
+                        max_len: int | None = None, shard=None) -> "RewardModel":
         """A Qwen3ForSequenceClassification checkpoint, or a causal LM given a new head (see the module
-        docstring). The tokenizer is `tokenizer` if given, else the checkpoint's own, else the bundled one."""
+        docstring). The tokenizer is `tokenizer` if given, else the checkpoint's own, else the bundled one.
+        max_len: if None, the `reward_max_len` train_rm.py saved in config.json, else 4096.
+        shard: a function that shards the model on the meta device (model.load_model's `shard`; e.g.
+        distributed.shard): each rank then reads only its shards, and scoring keeps the ranks in step."""
         ckpt = local_dir(name_or_path, allow_patterns=["*.json", "*.safetensors", "*.jinja"])
         cfg, hf = read_config(ckpt)
         is_reward_model = "Qwen3ForSequenceClassification" in hf.get("architectures", [])
         new_head_std = None if is_reward_model else 1.0 / math.sqrt(cfg.hidden_size + 1)
-        model = load_model(ckpt, dtype=dtype, device=device, head="score", new_head_std=new_head_std)
+        model = load_model(ckpt, dtype=dtype, device=device, head="score", new_head_std=new_head_std, shard=shard)
         if tokenizer is None and os.path.exists(os.path.join(ckpt, "tokenizer.json")):
             tokenizer = ckpt
-        return cls(model, load_tokenizer(tokenizer), max_len)
+        if max_len is None:
+            max_len = saved_max_len(hf)
+        return cls(model, load_tokenizer(tokenizer), max_len, sharded=shard is not None)
 
     def encode(self, problems: list[str], codes: list[str]) -> Encoded:
         """[user: problem, assistant: code] -> token ids, right-truncated to max_len."""
@@ -172,8 +191,13 @@ class RewardModel:
             raise ValueError("cannot score an empty token sequence")
         self.model.eval()
         scores = [0.0] * len(seqs)
-        for batch in token_budget_batches([len(s) for s in seqs], max(max_tokens, self.max_len)):
-            for i, s in zip(batch, packed_last_token_scores(self.model, [seqs[i] for i in batch]).tolist()):
+        batches = token_budget_batches([len(s) for s in seqs], max(max_tokens, self.max_len))
+        if self.sharded:  # every rank the same number of forwards; a spare one scores a 1-token dummy
+            device = self.model.model.embed_tokens.weight.device
+            batches = [batch for _, _, batch in distributed.lockstep(batches, device)]
+        for batch in batches:
+            out = packed_last_token_scores(self.model, [seqs[i] for i in batch] if batch is not None else [[0]])
+            for i, s in zip(batch or [], out.tolist()):
                 scores[i] = s
         return scores
 

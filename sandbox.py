@@ -198,7 +198,7 @@ def run_program(code: str, tests: CallTests | FunctionTests | IOTests, limits: L
         if time.monotonic() >= t_end:
             results += [TestResult("timeout", 0.0, "not run: total time limit") for _ in range(n - len(results))]
             break
-        session = _session(compiled, tests, len(results), limits, t_end, _namespaces())
+        session = _run_tests_in_one_sandbox(compiled, tests, len(results), limits, t_end, _namespaces())
         timeouts = [k for k, t in enumerate(session) if t.verdict == "timeout"]
         if limits.confirm_timeouts and timeouts and not confirmed:  # the program's first timeout only:
             confirmed.add(len(results) + timeouts[0])  # a fresh sandbox reruns it; one slow run is not enough
@@ -387,8 +387,9 @@ def _namespaces() -> bool:
     """Whether sandboxes get their own namespaces here: probed once, with a real run (the kernel may
     refuse a namespace, a user namespace, a mount or pivot_root)."""
     try:
-        results = _session(compile("def f():\n    return 1", "", "exec"), CallTests("f", ["assert candidate() == 1"]),
-                           0, Limits(), time.monotonic() + STARTUP_S, True)
+        results = _run_tests_in_one_sandbox(compile("def f():\n    return 1", "", "exec"),
+                                            CallTests("f", ["assert candidate() == 1"]), 0, Limits(),
+                                            time.monotonic() + STARTUP_S, True)
         return [t.verdict for t in results] == ["passed"]
     except (RuntimeError, OSError):
         return False
@@ -413,7 +414,8 @@ def _tests_message(tests, first: int) -> dict:
     return dict(kind="io", first=first, items=list(zip(tests.inputs, tests.outputs)))
 
 
-def _session(code, tests, first: int, limits: Limits, t_end: float, namespaces: bool) -> list[TestResult]:
+def _run_tests_in_one_sandbox(code, tests, first: int, limits: Limits, t_end: float,
+                              namespaces: bool) -> list[TestResult]:
     """Run tests[first:] in one fresh sandbox. The results cover tests first, first+1, ... and at least
     one of them (all of them if the program failed while loading)."""
     n = _count(tests)

@@ -24,8 +24,6 @@ tokenizer files, which train_rl.py --policy and infer.py --policy load).
 """
 import argparse
 import ast
-import json
-import math
 import os
 import time
 
@@ -35,12 +33,11 @@ from tqdm import tqdm
 import distributed
 from data import humaneval_problems, read_records
 from inputs import InputError, check_output_dir, run_main
-from model import Qwen3, check_checkpoint, init_weights, save_model, tiny_config
+from model import check_checkpoint
 from reward import token_budget_batches
 from tokenizer import load_tokenizer
-from train_rl import lockstep, response_logprobs
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from train_rl import response_logprobs
+from trainer import HERE, RunDir, clip_and_step, tiny_demo_checkpoint, tokenizer_dir, warmup_cosine
 
 
 def parse_args(argv=None):
@@ -137,6 +134,41 @@ def tokenize(records: list[dict], tokenizer, max_len: int, thinking: bool) -> li
 # -----------------------------------------------------------------------------
 
 
+def load_policy(args, rank: int, device):
+    """--model, or the same tiny random demo policy train_rl's demo would start from; its tokenizer."""
+    if args.model is None:
+        args.model = tiny_demo_checkpoint(os.path.join(args.out, "init"), rank, seed=args.seed)
+        torch.distributed.barrier()
+    tokenizer = load_tokenizer(tokenizer_dir(args.model))
+    return distributed.load_sharded(args.model, device, getattr(torch, args.dtype), head="lm_head"), tokenizer
+
+
+def accumulate_gradients(model, mine: list[dict], args, world: int, device,
+                         every_micro_batch: bool) -> tuple[float, int]:
+    """Step 3: the summed NLL of this rank's target tokens in packed micro-batches (the same count on every
+    rank), its gradient divided by the global batch's target-token count. -> (this rank's NLL, target tokens)"""
+    targets = sum(len(d["response"]) for d in mine)
+    global_targets = distributed.all_reduce_sum({"n": targets}, device)["n"]
+    micro = token_budget_batches([len(d["prompt"]) + len(d["response"]) for d in mine], args.micro_batch_tokens)
+    nll = 0.0
+    for i, n, part in distributed.lockstep(micro, device):
+        distributed.set_gradient_sync(model, i, n, every_micro_batch)
+        chunk = [mine[j] for j in part] if part is not None else [{"prompt": [0], "response": [0]}]
+        logp, _, _ = response_logprobs(model, [d["prompt"] for d in chunk], [d["response"] for d in chunk],
+                                       temperature=1.0)  # [target tokens of the chunk]
+        weight = world / global_targets if part is not None else 0.0  # FSDP averages over ranks
+        (-logp.sum() * weight).backward()
+        nll -= logp.sum().item() if part is not None else 0.0
+    return nll, targets
+
+
+def print_summary(rows: list[dict], final: str, metrics_path: str) -> None:
+    print("\n" + "=" * 72)
+    print(f"response-token loss: {rows[0]['loss']:.3f} at step 1 -> {rows[-1]['loss']:.3f} at step {rows[-1]['step']}")
+    print(f"policy: {final}\nmetrics: {metrics_path}")
+    print(f"next: torchrun --standalone --nproc_per_node=2 train_rl.py   (starts from {final} when it exists)")
+
+
 def main(argv=None):
     args = parse_args(argv)
     # Inputs, checked on every rank before the process group exists (see inputs.py): a bad records file or
@@ -152,44 +184,23 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     log = tqdm.write if rank == 0 else (lambda *a, **k: None)
 
-    if demo:  # the same tiny random policy train_rl's demo would start from
-        args.model = os.path.join(args.out, "init")
-        if rank == 0 and not os.path.exists(os.path.join(args.model, "config.json")):
-            save_model(init_weights(Qwen3(tiny_config()), seed=args.seed), args.model)
-        torch.distributed.barrier()
-    tokenizer = load_tokenizer(args.model if os.path.exists(os.path.join(args.model, "tokenizer.json")) else None)
+    # 1. the policy and the records, tokenized once
+    model, tokenizer = load_policy(args, rank, device)
     data = tokenize(records, tokenizer, args.max_len, thinking=not args.no_thinking)
     steps_per_epoch = max(len(data) // args.global_batch, 1)
     total_steps = max(int(epochs * steps_per_epoch), 1)
-    warmup_steps = max(1, int(args.warmup * total_steps))
     log(f"{len(data)} records ({sum(len(d['response']) for d in data)} target tokens); {world} rank(s) on {device}; "
         f"{total_steps} steps of {args.global_batch} records")
-
-    model = distributed.load_sharded(args.model, device, getattr(torch, args.dtype), head="lm_head")
     model.set_activation_checkpointing(args.activation_checkpointing == "on" or
                                        (args.activation_checkpointing == "auto" and not demo))
     every_micro_batch = args.grad_sync == "micro-batch" or (args.grad_sync == "auto" and not demo)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay, betas=(0.9, 0.95))
-
-    def lr_factor(step):  # linear warm-up, cosine decay to 0; step counts from 0
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
+    lr_factor = warmup_cosine(max(1, int(args.warmup * total_steps)), total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    os.makedirs(args.out, exist_ok=True)
-    ckpt_root, metrics_path = os.path.join(args.out, "checkpoints"), os.path.join(args.out, "metrics.jsonl")
-    start = 0
-    latest = distributed.latest_checkpoint(ckpt_root) if args.resume else None
-    if latest:
-        extra = distributed.load_checkpoint(latest, model, optimizer)
-        scheduler.load_state_dict(extra["scheduler"])
-        start = extra["step"]
-        log(f"resumed from {latest} at step {start}")
-    if rank == 0:
-        distributed.restart_metrics(metrics_path, start if latest else 0)
+    run = RunDir(args.out, rank, log)
+    resumed = run.resume(model, optimizer, scheduler, args.resume)
+    start = resumed["step"] if resumed else 0
 
     bar = tqdm(range(start, total_steps), initial=start, total=total_steps, disable=rank != 0, desc="sft",
                dynamic_ncols=True)
@@ -200,48 +211,22 @@ def main(argv=None):
         order = torch.randperm(len(data), generator=torch.Generator().manual_seed(args.seed * 100_003 + epoch))
         batch = order[offset * args.global_batch: (offset + 1) * args.global_batch].tolist()
         mine = [data[i] for i in batch[rank::world]]
-        # 3. token-mean NLL over the global batch's target tokens, in packed micro-batches
-        targets = sum(len(d["response"]) for d in mine)
-        global_targets = distributed.all_reduce_sum({"n": targets}, device)["n"]
-        micro = token_budget_batches([len(d["prompt"]) + len(d["response"]) for d in mine], args.micro_batch_tokens)
-        nll = 0.0
-        for i, n, part in lockstep(micro, device):
-            distributed.set_gradient_sync(model, i, n, every_micro_batch)
-            chunk = [mine[j] for j in part] if part is not None else [{"prompt": [0], "response": [0]}]
-            logp, _, _ = response_logprobs(model, chunk, temperature=1.0)  # [target tokens of the chunk]
-            weight = world / global_targets if part is not None else 0.0  # FSDP averages over ranks
-            (-logp.sum() * weight).backward()
-            nll -= logp.sum().item() if part is not None else 0.0
-        # 4. clip, step
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-        grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        # 3. token-mean NLL over the global batch's target tokens, in packed micro-batches; 4. clip, step
+        nll, targets = accumulate_gradients(model, mine, args, world, device, every_micro_batch)
+        grad_norm = clip_and_step(model, optimizer, args.grad_clip)
         scheduler.step()
         sums = distributed.all_reduce_sum({"nll": nll, "tokens": targets}, device)
         record = {"step": step + 1, "loss": sums["nll"] / sums["tokens"], "lr": lr * lr_factor(step),
-                  "grad_norm": grad_norm.item(), "tokens_per_s": sums["tokens"] / (time.perf_counter() - t0)}
-        if rank == 0:
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+                  "grad_norm": grad_norm, "tokens_per_s": sums["tokens"] / (time.perf_counter() - t0)}
+        run.append_metrics(record)
         bar.set_postfix(loss=f"{record['loss']:.3f}")
-        done = step + 1
-        if done % args.save_every == 0 or done == args.stop_at:
-            distributed.save_checkpoint(ckpt_root, done, model, optimizer,
-                                        {"step": done, "scheduler": scheduler.state_dict()}, keep=args.keep)
-        if done == args.stop_at:
-            log(f"stopping after step {done} as asked (--stop-at); continue with --resume")
-            distributed.teardown()
+        if run.checkpoint(step + 1, model, optimizer, scheduler, args.save_every, args.stop_at, args.keep):
             return
     bar.close()
 
     final = distributed.export_hf(model, tokenizer, os.path.join(args.out, "final"))
     if rank == 0:
-        rows = [json.loads(line) for line in open(metrics_path)]
-        print("\n" + "=" * 72)
-        print(f"response-token loss: {rows[0]['loss']:.3f} at step 1 -> {rows[-1]['loss']:.3f} at step {rows[-1]['step']}")
-        print(f"policy: {final}\nmetrics: {metrics_path}")
-        print(f"next: torchrun --standalone --nproc_per_node=2 train_rl.py   (starts from {final} when it exists)")
+        print_summary(run.read_metrics(), final, run.metrics)
     distributed.teardown()
 
 

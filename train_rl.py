@@ -50,21 +50,21 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass, field, fields
 
 import torch
 from tqdm import tqdm
 
 import distributed
-from data import load_problems
+from data import Problem, load_problems
 from extract import extract_code
 from generate import free_rollout_caches, generate
 from hub import local_dir
 from inputs import InputError, check_output_dir, run_main
-from model import Qwen3, check_checkpoint, init_weights, param_count, read_config, save_model, tiny_config
-from reward import RewardModel, packed_last_token_scores, shaped_reward, token_budget_batches
+from model import check_checkpoint, param_count, read_config
+from reward import RewardModel, shaped_reward, token_budget_batches
 from tokenizer import load_tokenizer
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from trainer import HERE, RunDir, compute_dtype, tiny_demo_checkpoint, tokenizer_dir
 
 
 def parse_args(argv=None):
@@ -74,7 +74,9 @@ def parse_args(argv=None):
                    "warm-started by sft.py (runs/sft/final) if present, else a tiny random Qwen3")
     p.add_argument("--rm", default=None, help="reward model; default: runs/rm/final if present, else tiny random")
     p.add_argument("--data", default=None, help="problems JSONL (question, optional tests); default: HumanEval train")
-    p.add_argument("--out", default="runs/rl", help="output directory (metrics.jsonl, samples, checkpoints, final/)")
+    p.add_argument("--out", default=os.path.join(HERE, "runs", "rl"),
+                   help="output directory (metrics.jsonl, samples, checkpoints, final/); default: runs/rl beside "
+                   "this script")
     p.add_argument("--no-thinking", action="store_true",
                    help="pass enable_thinking=False to the chat template (Qwen3: an empty think block in the prompt); "
                    "default: the template's default, thinking not switched off, as the authors ran it")
@@ -91,7 +93,8 @@ def parse_args(argv=None):
                    "0 for invalid code; none: the raw score for every response, invalid ones scored as RM(q, \"\") "
                    "(the authors' no-shaping ablation)")
     p.add_argument("--rm-sharded", action="store_true", help="shard the reward model with FSDP (when it does not fit)")
-    p.add_argument("--rm-max-len", type=int, default=4096, help="reward-model input tokens, right-truncated (paper: 4096)")
+    p.add_argument("--rm-max-len", type=int, default=None, help="reward-model input tokens, right-truncated; default: "
+                   "the max_len train_rm.py saved with the RM, else 4096 (paper: 4096)")
     p.add_argument("--exec-workers", type=int, default=2, help="sandbox processes per rank")
     # rollouts
     p.add_argument("--prompts-per-step", type=int, default=None, help="over all ranks (default 128; demo 4)")
@@ -207,33 +210,55 @@ def aggregate(per_token, seq_ids, mask, mode: str, global_count: float):
 
 
 # -----------------------------------------------------------------------------
-# Forward passes over rollouts, in the same number of micro-batches on every rank
+# Rollouts, and forward passes over them in the same number of micro-batches on every rank
 
 
-def lockstep(batches: list, device):
-    """Yield (index, batch or None): every rank the same number of times, None for a rank's spare ones, so
-    that the FSDP collectives inside each forward/backward match across ranks."""
-    n = distributed.all_reduce_max(len(batches), device)
-    for i in range(n):
-        yield i, n, (batches[i] if i < len(batches) else None)
+@dataclass
+class Rollouts:
+    """This rank's samples of one step, one row per response: rows g*G ... g*G + G - 1 are the group of the
+    g-th prompt. Step 1 fills the first fields, step 3 `adv` and `mask`, step 4 `old_logp` (and `ref_logp`).
+    Fields nobody filled stay empty lists (a test builds rollouts from prompt, response, adv and mask only)."""
+    prompt: list[list[int]]  # prompt token ids
+    response: list[list[int]]  # response token ids, the stop token kept (the policy learns to emit it)
+    problem: list[Problem] = field(default_factory=list)
+    truncated: list[bool] = field(default_factory=list)  # cut at --max-new-tokens
+    sampler_logp: list[torch.Tensor] = field(default_factory=list)  # [len(response)] each: what the sampler drew with
+    adv: list[float] = field(default_factory=list)  # the group advantage, on every token of the response
+    mask: list[float] = field(default_factory=list)  # 1.0: trained on; 0.0: left out of the update
+    old_logp: list[torch.Tensor] = field(default_factory=list)  # [len(response)] each: the policy before the update
+    ref_logp: list[torch.Tensor] = field(default_factory=list)  # [len(response)] each: the reference (--kl-coef)
+
+    def __len__(self) -> int:
+        return len(self.response)
+
+    def rows(self, index: list[int]) -> "Rollouts":
+        """The rollouts at `index`, every filled field."""
+        return Rollouts(**{f.name: [getattr(self, f.name)[i] for i in index] if getattr(self, f.name) else []
+                           for f in fields(self)})
+
+    def micro_batches(self, max_tokens: int) -> list[list[int]]:
+        """Row indices in packed token-budget micro-batches (prompt + response tokens)."""
+        return token_budget_batches([len(p) + len(r) for p, r in zip(self.prompt, self.response)], max_tokens)
 
 
-DUMMY = {"prompt": [0], "response": [0], "adv": 0.0, "old_logp": None, "ref_logp": None, "mask": 0.0}
+SPARE = Rollouts(prompt=[[0]], response=[[0]])  # a spare micro-batch: the same FSDP collectives, no contribution
 
 
-def response_logprobs(model, rollouts: list[dict], temperature: float, with_entropy: bool = False):
-    """One packed forward over prompt + response of each rollout; log-probs of the response tokens under
-    logits / temperature, and their entropy. The head runs only where a response token is predicted, a
-    chunk of rows at a time (logprobs.token_logprobs): no [N, vocab] logits, whatever the response length.
-    Returns logp [N], entropy [N] or None, seq_ids [N] (rollout index of each token)."""
+def response_logprobs(model, prompts: list[list[int]], responses: list[list[int]], temperature: float,
+                      with_entropy: bool | str = False):
+    """One packed forward over prompt + response of each row; log-probs of the response tokens under
+    logits / temperature, and their entropy (with_entropy "grad": in the graph, True: detached). The head runs
+    only where a response token is predicted, a chunk of rows at a time (logprobs.token_logprobs): no
+    [N, vocab] logits, whatever the response length.
+    Returns logp [N], entropy [N] or None, seq_ids [N] (row of each token), N = response tokens."""
     device = next(model.parameters()).device
     ids, lens, head_at, targets, seq_ids, offset = [], [], [], [], [], 0
-    for i, r in enumerate(rollouts):
-        p, a = len(r["prompt"]), len(r["response"])
-        ids += r["prompt"] + r["response"]
+    for i, (prompt, response) in enumerate(zip(prompts, responses)):
+        p, a = len(prompt), len(response)
+        ids += prompt + response
         lens.append(p + a)
         head_at += range(offset + p - 1, offset + p + a - 1)  # position j predicts token j + 1
-        targets += r["response"]
+        targets += response
         seq_ids += [i] * a
         offset += p + a
     logp, entropy = model(torch.tensor(ids, device=device)[None], seq_lens=lens,
@@ -245,39 +270,39 @@ def response_logprobs(model, rollouts: list[dict], temperature: float, with_entr
 
 
 @torch.no_grad()
-def fill_logprobs(model, rollouts, key: str, args, device):
-    """rollouts[i][key] = per-token log-probs under `model` (the old policy, or the reference)."""
-    batches = token_budget_batches([len(r["prompt"]) + len(r["response"]) for r in rollouts], args.micro_batch_tokens)
-    for _, _, batch in lockstep(batches, device):
-        chunk = [rollouts[j] for j in batch] if batch is not None else [DUMMY]
-        logp, _, seq_ids = response_logprobs(model, chunk, args.temperature)
-        if batch is not None:
-            for j, r in enumerate(chunk):
-                r[key] = logp[seq_ids == j]
+def rollout_logprobs(model, rollouts: Rollouts, args, device) -> list[torch.Tensor]:
+    """Per row, the log-probs [len(response)] of its response tokens under `model` (the old policy, or the
+    reference), in packed micro-batches, the same number on every rank."""
+    out = [None] * len(rollouts)
+    for _, _, batch in distributed.lockstep(rollouts.micro_batches(args.micro_batch_tokens), device):
+        chunk = rollouts.rows(batch) if batch is not None else SPARE
+        logp, _, seq_ids = response_logprobs(model, chunk.prompt, chunk.response, args.temperature)
+        for k, row in enumerate(batch or []):
+            out[row] = logp[seq_ids == k]
+    return out
 
 
-def update(model, optimizer, rollouts: list[dict], args, world: int, device) -> dict:
+def update(model, optimizer, rollouts: Rollouts, args, world: int, device) -> dict:
     """One optimizer step of PPO-clip on this rank's share of a mini-batch. Gradients are scaled so that
     FSDP's average over ranks gives the token-mean (or seq-mean) over the whole global mini-batch."""
-    train = [r for r in rollouts if r["mask"] > 0]
-    count = sum(len(r["response"]) for r in train) if args.loss_agg == "token-mean" else len(train)
+    train = rollouts.rows([i for i, m in enumerate(rollouts.mask) if m > 0])
+    count = sum(len(r) for r in train.response) if args.loss_agg == "token-mean" else len(train)
     global_count = max(distributed.all_reduce_sum({"n": count}, device)["n"], 1.0)
-    batches = token_budget_batches([len(r["prompt"]) + len(r["response"]) for r in train], args.micro_batch_tokens)
     sums = {"tokens": 0.0, "clip_low": 0.0, "clip_high": 0.0, "kl_old": 0.0, "entropy": 0.0, "kl_ref": 0.0}
-    for i, n, batch in lockstep(batches, device):
+    for i, n, batch in distributed.lockstep(train.micro_batches(args.micro_batch_tokens), device):
         distributed.set_gradient_sync(model, i, n, every_micro_batch=args.grad_sync == "micro-batch")
-        chunk = [train[j] for j in batch] if batch is not None else [DUMMY]
-        logp, entropy, seq_ids = response_logprobs(model, chunk, args.temperature,
+        chunk = train.rows(batch) if batch is not None else SPARE
+        logp, entropy, seq_ids = response_logprobs(model, chunk.prompt, chunk.response, args.temperature,
                                                    with_entropy="grad" if args.entropy_coef > 0 else True)
         if batch is None:  # a spare micro-batch: same collectives, no contribution
             (logp.sum() * 0.0).backward()
             continue
-        old = torch.cat([r["old_logp"] for r in chunk])
-        adv = torch.tensor([r["adv"] for r in chunk], device=device)[seq_ids]
+        old = torch.cat(chunk.old_logp)  # [N]
+        adv = torch.tensor(chunk.adv, device=device)[seq_ids]  # [rows] -> [N]
         mask = torch.ones_like(logp)
         per_token, low, high = ppo_clip_loss(logp, old, adv, args.clip_low, args.clip_high, args.dual_clip)
         if args.kl_coef > 0:
-            kl = kl_k3(logp, torch.cat([r["ref_logp"] for r in chunk]))
+            kl = kl_k3(logp, torch.cat(chunk.ref_logp))
             per_token = per_token + args.kl_coef * kl
             sums["kl_ref"] += kl.detach().sum().item()
         if args.entropy_coef > 0:
@@ -307,7 +332,33 @@ def optimizer_step(model, optimizer, grad_clip: float) -> tuple[float, bool]:
 
 
 # -----------------------------------------------------------------------------
-# Rewards
+# Step 1 (sample) and step 2 (reward)
+
+
+def step_problem_indices(step: int, n_problems: int, prompts_per_step: int, seed: int, rank: int, world: int):
+    """Indices of the problems this rank samples at `step`: the step's window of a seeded shuffle of all
+    problems (a new shuffle each epoch), every world-th one from this rank's position."""
+    epoch, offset = divmod(step * prompts_per_step, n_problems)
+    order = torch.randperm(n_problems, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    return [order[(offset + k) % n_problems].item() for k in range(prompts_per_step)][rank::world]
+
+
+def sample(replica, tokenizer, problems, prompts, indices: list[int], max_new: int, step: int, rank: int, args):
+    """Step 1: G samples of each problem at `indices` from the refreshed replica -> (Rollouts, response texts
+    for the reward: stop token cut, no special tokens, so "```<|im_end|>" never reaches extraction)."""
+    out = generate(replica, [prompts[i] for i in indices], num_samples=args.group_size, max_new_tokens=max_new,
+                   temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, stop_ids=tokenizer.eos_ids,
+                   pad_id=tokenizer.pad_id, seed=args.seed * 1_000_003 + step * 1_009 + rank,
+                   memory_budget=int(args.rollout_memory_gb * 2**30) if args.rollout_memory_gb else None)
+    if next(replica.parameters()).device.type == "cuda" and not args.keep_rollout_cache:
+        free_rollout_caches()  # the update needs that memory (bench.py memory)
+        torch.cuda.empty_cache()
+    response, truncated, texts = rollout_responses(out, tokenizer)
+    rows = [indices[row // args.group_size] for row in range(len(response))]
+    rollouts = Rollouts(prompt=[prompts[i] for i in rows], response=response, problem=[problems[i] for i in rows],
+                        truncated=truncated,
+                        sampler_logp=[out.raw_logprobs[row, : len(r)] for row, r in enumerate(response)])
+    return rollouts, texts
 
 
 def rollout_responses(out, tokenizer) -> tuple[list[list[int]], list[bool], list[str]]:
@@ -319,21 +370,7 @@ def rollout_responses(out, tokenizer) -> tuple[list[list[int]], list[bool], list
     return ids, [not s for s in stopped], tokenizer.decode_responses(ids, stopped)
 
 
-def rm_scores(rm, questions, codes, sharded: bool, device) -> list[float]:
-    """Raw RM scores; a sharded RM runs the same number of micro-batches on every rank."""
-    seqs = rm.encode(questions, codes).ids
-    if not sharded:
-        return rm.score_tokens(seqs) if seqs else []
-    scores = [0.0] * len(seqs)
-    with torch.no_grad():
-        for _, _, batch in lockstep(token_budget_batches([len(s) for s in seqs], max(8192, rm.max_len)), device):
-            out = packed_last_token_scores(rm.model, [seqs[j] for j in batch] if batch else [[0]])
-            for j, s in zip(batch or [], out.tolist()):
-                scores[j] = s
-    return scores
-
-
-def compute_rewards(problems, responses, args, rm, device, reward_fn=None, response_ids=None) -> list[dict]:
+def compute_rewards(problems, responses, args, rm, reward_fn=None, response_ids=None) -> list[dict]:
     """Per response (text with the stop token cut, `Tokenizer.decode_responses`): extracted code, validity,
     unit-test pass rate (None without tests), RM score (None where not scored), and the reward. The reward
     model sees [problem, extracted code] only, never the reasoning or prose around it.
@@ -350,9 +387,9 @@ def compute_rewards(problems, responses, args, rm, device, reward_fn=None, respo
             out[i]["pass_rate"] = next(valid_jobs).pass_rate if codes[i] else 0.0
     if reward_fn is None and args.reward in ("rm", "mix"):
         # --shaping none scores every response, an invalid one as RM(q, ""); otherwise invalid code gets 0
-        # without a forward pass
+        # without a forward pass. A sharded RM keeps the ranks in step however many each scores.
         scored = [i for i, c in enumerate(codes) if c or args.shaping == "none"]
-        scores = rm_scores(rm, [problems[i].question for i in scored], [codes[i] for i in scored], args.rm_sharded, device)
+        scores = rm.score([problems[i].question for i in scored], [codes[i] for i in scored])
         for i, s in zip(scored, scores):
             out[i]["score"] = s
     custom = reward_fn(problems, responses, response_ids) if reward_fn is not None else None
@@ -367,6 +404,119 @@ def compute_rewards(problems, responses, args, rm, device, reward_fn=None, respo
         o["reward"] = {"rm": rm_reward, "exec": exec_reward,
                        "mix": args.rm_weight * rm_reward + (1 - args.rm_weight) * exec_reward}[args.reward]
     return out
+
+
+# -----------------------------------------------------------------------------
+# Setup: models and prompts
+
+
+def demo_checkpoints(args, rank: int, need_rm: bool, log) -> None:
+    """The demo (no --policy): the policy sft.py warm-started if it is there, else a tiny random one; and
+    (no --rm) train_rm.py's reward model if it is there, else a tiny random one. Every default is beside
+    this script (HERE), wherever it is launched from."""
+    if args.policy is None:
+        warm = os.path.join(HERE, "runs", "sft", "final")
+        if os.path.exists(os.path.join(warm, "config.json")):
+            args.policy = warm
+            log(f"policy: the demo policy warm-started by sft.py, {warm}")
+        else:
+            log(f"no warm-started policy at {warm}: using a tiny RANDOM policy, which writes no code, so every "
+                "reward will be 0 (run `torchrun --standalone --nproc_per_node=2 sft.py` first)")
+            args.policy = tiny_demo_checkpoint(os.path.join(args.out, "init_policy"), rank, seed=args.seed)
+    if need_rm and args.rm is None:
+        default_rm = os.path.join(HERE, "runs", "rm", "final")
+        if os.path.exists(os.path.join(default_rm, "config.json")):
+            args.rm = default_rm
+        else:
+            log(f"no trained reward model at {default_rm}: using a tiny RANDOM one (run train_rm.py first)")
+            args.rm = tiny_demo_checkpoint(os.path.join(args.out, "init_rm"), rank, head="score", seed=args.seed + 1)
+    torch.distributed.barrier()
+
+
+def load_reward_model(args, world: int, device) -> RewardModel:
+    """The frozen reward model, FSDP-sharded when asked or when its weights exceed --rm-shard-above-gb."""
+    rm_dtype = compute_dtype(device)
+    rm_dir = local_dir(args.rm, allow_patterns=["*.json", "*.safetensors", "*.jinja"])
+    rm_bytes = param_count(read_config(rm_dir)[0], "score") * rm_dtype.itemsize
+    args.rm_sharded = args.rm_sharded or (world > 1 and rm_bytes > args.rm_shard_above_gb * 2**30)
+    shard = (lambda model: distributed.shard(model, device)) if args.rm_sharded else None
+    return RewardModel.from_pretrained(rm_dir, dtype=rm_dtype, device=device, max_len=args.rm_max_len, shard=shard)
+
+
+def encode_prompts(problems, tokenizer, args, log):
+    """Problems rendered with the policy's chat template and tokenized once; longer than --max-prompt-len: left out."""
+    prompts = [tokenizer.encode(tokenizer.render_prompt(p.question, enable_thinking=not args.no_thinking))
+               for p in problems]
+    keep = [i for i, ids in enumerate(prompts) if len(ids) <= args.max_prompt_len]
+    if len(keep) < len(problems):
+        log(f"skipping {len(problems) - len(keep)} prompts longer than {args.max_prompt_len} tokens")
+    if not keep:
+        raise InputError(args.data or "humaneval",
+                         f"every prompt is longer than --max-prompt-len {args.max_prompt_len}")
+    return [problems[i] for i in keep], [prompts[i] for i in keep]
+
+
+# -----------------------------------------------------------------------------
+# Metrics and the summary
+
+
+def step_metrics(step, rollouts, rewards, R, zero_spread, gap, sums, lr_used, times, args, device) -> dict:
+    """One metrics.jsonl record, summed over ranks. R [P, G] rewards; gap [tokens] |sampler - trainer| log-prob;
+    sums: the update's sums over mini-batches; times: (t0 sample, t1 reward, t2 update, t3 done)."""
+    t0, t1, t2, t3 = times
+    tested = [x["pass_rate"] for x in rewards if x["pass_rate"] is not None]
+    lengths = [len(r) for r in rollouts.response]
+    local = {"n": len(rollouts), "reward": float(R.sum()), "reward_sq": float((R**2).sum()),
+             "zero_spread": float(zero_spread.sum()), "groups": float(R.shape[0]),
+             "valid": sum(x["valid"] for x in rewards), "tested": len(tested), "pass": sum(x == 1.0 for x in tested),
+             "len_sum": sum(lengths), "truncated": sum(rollouts.truncated),
+             "prompt_tokens": sum(len(p) for p in rollouts.prompt), "gap_sum": gap.sum().item(),
+             "gap_n": len(gap), **sums}
+    g = distributed.all_reduce_sum(local, device)
+    len_max = distributed.all_reduce_max(max(lengths), device)
+    gap_max = max(distributed.all_gather_floats(gap.max().item() if len(gap) else 0.0, device))
+    rollout_s = distributed.all_gather_floats(t1 - t0, device)  # a slow rank holds every other one
+    n, trained_tokens = g["n"], max(g["tokens"], 1.0)
+    mean = g["reward"] / n
+    return {"step": step + 1, "reward_mean": mean, "reward_std": math.sqrt(max(g["reward_sq"] / n - mean**2, 0.0)),
+            "zero_spread_frac": g["zero_spread"] / g["groups"], "valid_rate": g["valid"] / n,
+            "test_pass_rate": g["pass"] / g["tested"] if g["tested"] else None,
+            "response_len_mean": g["len_sum"] / n, "response_len_max": len_max, "truncation_rate": g["truncated"] / n,
+            "clip_frac_low": g["clip_low"] / trained_tokens, "clip_frac_high": g["clip_high"] / trained_tokens,
+            "approx_kl": g["kl_old"] / trained_tokens, "entropy": g["entropy"] / trained_tokens,
+            "kl_ref": g["kl_ref"] / trained_tokens if args.kl_coef > 0 else None,
+            "grad_norm": sums["grad_norm"] / max(args.mini_batches - sums["skipped"], 1),
+            "skipped_updates": int(sums["skipped"]), "lr": lr_used,
+            "logprob_gap_mean": g["gap_sum"] / max(g["gap_n"], 1), "logprob_gap_max": gap_max,
+            "time_generate": t1 - t0, "time_generate_per_rank": rollout_s,
+            "time_reward": t2 - t1, "time_update": t3 - t2,
+            "rollout_tokens_per_s": g["len_sum"] / (t1 - t0),
+            "update_tokens_per_s": (g["len_sum"] + g["prompt_tokens"]) * (args.mini_batches + 1) / (t3 - t2)}
+
+
+def write_samples(path: str, step: int, rollouts: Rollouts, responses: list[str], rewards: list[dict], G: int):
+    """The first group of this rank's step (response, extracted code, reward) for reading what the policy writes."""
+    with open(path, "a") as f:
+        for problem, text, x in list(zip(rollouts.problem, responses, rewards))[:G]:
+            f.write(json.dumps({"step": step + 1, "problem_id": problem.problem_id, "response": text,
+                                "code": x["code"], "reward": x["reward"], "score": x["score"],
+                                "pass_rate": x["pass_rate"]}) + "\n")
+
+
+def print_summary(rows: list[dict], final: str, metrics_path: str, out: str) -> None:
+    print("\n" + "=" * 72)
+    print(f"{'step':>5} {'reward':>8} {'0-spread':>8} {'valid':>6} {'tests':>6} {'len':>5} {'gen s':>6} "
+          f"{'rew s':>6} {'upd s':>6} {'gen tok/s':>9} {'upd tok/s':>9}")
+    for r in rows:
+        tests = f"{r['test_pass_rate']:.2f}" if r["test_pass_rate"] is not None else "-"
+        print(f"{r['step']:>5} {r['reward_mean']:>8.3f} {r['zero_spread_frac']:>8.2f} {r['valid_rate']:>6.2f} "
+              f"{tests:>6} {r['response_len_mean']:>5.0f} {r['time_generate']:>6.1f} {r['time_reward']:>6.1f} "
+              f"{r['time_update']:>6.1f} {r['rollout_tokens_per_s']:>9.0f} {r['update_tokens_per_s']:>9.0f}")
+    if all(r["valid_rate"] == 0 for r in rows):
+        print("no response held exactly one parsable code block, so every reward was 0 and every group had zero "
+              "spread: nothing to learn from (expected of a random tiny policy; a pretrained policy writes code). "
+              "tests/test_train_rl.py shows this loop learning a toy reward.")
+    print(f"policy: {final}\nmetrics: {metrics_path}\nsamples: {out}/samples_rank*.jsonl")
 
 
 # -----------------------------------------------------------------------------
@@ -393,197 +543,86 @@ def main(argv=None, reward_fn=None):
         raise InputError("--prompts-per-step", f"{prompts_per_step} must divide among {world} ranks")
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(args.seed)
-    os.makedirs(args.out, exist_ok=True)
+    run = RunDir(args.out, rank, log)
 
     # Models: the training policy (FSDP), its rollout replica, the frozen reward model, the reference.
-    if demo:
-        warm = os.path.join(HERE, "runs", "sft", "final")
-        if os.path.exists(os.path.join(warm, "config.json")):
-            args.policy = warm
-            log(f"policy: the demo policy warm-started by sft.py, {warm}")
-        else:
-            args.policy = os.path.join(args.out, "init_policy")
-            log(f"no warm-started policy at {warm}: using a tiny RANDOM policy, which writes no code, so every "
-                "reward will be 0 (run `torchrun --standalone --nproc_per_node=2 sft.py` first)")
-            if rank == 0 and not os.path.exists(os.path.join(args.policy, "config.json")):
-                save_model(init_weights(Qwen3(tiny_config()), seed=args.seed), args.policy)
     need_rm = reward_fn is None and args.reward in ("rm", "mix")
-    if need_rm and args.rm is None:
-        default_rm = os.path.join(HERE, "runs/rm/final")
-        if os.path.exists(os.path.join(default_rm, "config.json")):
-            args.rm = default_rm
-        else:
-            args.rm = os.path.join(args.out, "init_rm")
-            log(f"no trained reward model at {default_rm}: using a tiny RANDOM one (run train_rm.py first)")
-            if rank == 0 and not os.path.exists(os.path.join(args.rm, "config.json")):
-                save_model(init_weights(Qwen3(tiny_config(), head="score"), seed=args.seed + 1), args.rm)
-    torch.distributed.barrier()
-    tokenizer = load_tokenizer(args.policy if os.path.exists(os.path.join(args.policy, "tokenizer.json")) else None)
+    demo_checkpoints(args, rank, need_rm, log)
+    tokenizer = load_tokenizer(tokenizer_dir(args.policy))
     # Each rank reads only its shards of the FSDP models; the replica is filled by the refresh of step 1.
     model = distributed.load_sharded(args.policy, device, dtype, head="lm_head")
     model.set_activation_checkpointing(args.activation_checkpointing == "on" or
                                        (args.activation_checkpointing == "auto" and not demo))
     if args.grad_sync == "auto":
         args.grad_sync = "step" if demo else "micro-batch"
-    replica = distributed.empty_replica(model, torch.bfloat16 if device.type == "cuda" else dtype, device)
-    rm_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    if need_rm:
-        rm_dir = local_dir(args.rm, allow_patterns=["*.json", "*.safetensors", "*.jinja"])
-        rm_bytes = param_count(read_config(rm_dir)[0], "score") * rm_dtype.itemsize
-        args.rm_sharded = args.rm_sharded or (world > 1 and rm_bytes > args.rm_shard_above_gb * 2**30)
-    if need_rm and args.rm_sharded:
-        rm_tokenizer = load_tokenizer(rm_dir if os.path.exists(os.path.join(rm_dir, "tokenizer.json")) else None)
-        rm = RewardModel(distributed.load_sharded(rm_dir, device, rm_dtype, head="score").eval(), rm_tokenizer,
-                         args.rm_max_len)
-    else:
-        rm = RewardModel.from_pretrained(args.rm, dtype=rm_dtype, device=device, max_len=args.rm_max_len) if need_rm else None
+    replica = distributed.empty_replica(model, compute_dtype(device, dtype), device)
+    rm = load_reward_model(args, world, device) if need_rm else None
     reference = None
     if args.kl_coef > 0:
         reference = distributed.load_sharded(args.policy, device, dtype, head="lm_head").requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay, betas=(0.9, 0.999))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s, args.warmup_steps))
-
-    # Problems (read before the process group): rendered and tokenized once.
-    prompts = [tokenizer.encode(tokenizer.render_prompt(p.question, enable_thinking=not args.no_thinking))
-               for p in problems]
-    keep = [i for i, ids in enumerate(prompts) if len(ids) <= args.max_prompt_len]
-    if len(keep) < len(problems):
-        log(f"skipping {len(problems) - len(keep)} prompts longer than {args.max_prompt_len} tokens")
-    problems, prompts = [problems[i] for i in keep], [prompts[i] for i in keep]
-    if not problems:
-        raise InputError(args.data or "humaneval", f"every prompt is longer than --max-prompt-len {args.max_prompt_len}")
+    problems, prompts = encode_prompts(problems, tokenizer, args, log)
     log(f"{len(problems)} problems; policy {args.policy}; reward {args.reward}"
         f"{' (' + args.rm + ')' if rm else ''}; {world} rank(s) on {device}; {steps} steps of "
         f"{prompts_per_step} prompts x {args.group_size} samples")
+    resumed = run.resume(model, optimizer, scheduler, args.resume)
+    start = resumed["step"] if resumed else 0
 
-    ckpt_root, metrics_path = os.path.join(args.out, "checkpoints"), os.path.join(args.out, "metrics.jsonl")
-    start = 0
-    latest = distributed.latest_checkpoint(ckpt_root) if args.resume else None
-    if latest:
-        extra = distributed.load_checkpoint(latest, model, optimizer)
-        scheduler.load_state_dict(extra["scheduler"])
-        start = extra["step"]
-        log(f"resumed from {latest} at step {start}")
-    if rank == 0:  # keep the metrics of the steps before the resume point, drop any written after it (or torn)
-        distributed.restart_metrics(metrics_path, start if latest else 0)
-
+    G = args.group_size
     bar = tqdm(range(start, steps), initial=start, total=steps, disable=rank != 0, desc="train_rl", dynamic_ncols=True)
     for step in bar:
         # 1. sample: this rank's prompts, G samples each, from the replica refreshed with the current weights
         t0 = time.perf_counter()
         distributed.refresh_replica(model, replica)
-        epoch, offset = divmod(step * prompts_per_step, len(problems))
-        order = torch.randperm(len(problems), generator=torch.Generator().manual_seed(args.seed * 1_000_003 + epoch))
-        chosen = [order[(offset + k) % len(problems)].item() for k in range(prompts_per_step)][rank::world]
-        out = generate(replica, [prompts[i] for i in chosen], num_samples=args.group_size, max_new_tokens=max_new,
-                       temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, stop_ids=tokenizer.eos_ids,
-                       pad_id=tokenizer.pad_id, seed=args.seed * 1_000_003 + step * 1_009 + rank,
-                       memory_budget=int(args.rollout_memory_gb * 2**30) if args.rollout_memory_gb else None)
-        if device.type == "cuda" and not args.keep_rollout_cache:  # the update needs that memory (bench.py memory)
-            free_rollout_caches()
-            torch.cuda.empty_cache()
-        G = args.group_size
-        response_ids, truncated, responses = rollout_responses(out, tokenizer)
-        rollouts = [{"problem": problems[chosen[row // G]], "prompt": prompts[chosen[row // G]],
-                     "response": response_ids[row], "truncated": truncated[row],
-                     "sampler_logp": out.raw_logprobs[row, : len(response_ids[row])]} for row in range(len(chosen) * G)]
+        indices = step_problem_indices(step, len(problems), prompts_per_step, args.seed, rank, world)
+        rollouts, responses = sample(replica, tokenizer, problems, prompts, indices, max_new, step, rank, args)
         t1 = time.perf_counter()
 
         # 2. reward
-        rewards = compute_rewards([r["problem"] for r in rollouts], responses, args, rm, device, reward_fn,
-                                  [r["response"] for r in rollouts])
+        rewards = compute_rewards(rollouts.problem, responses, args, rm, reward_fn, rollouts.response)
         t2 = time.perf_counter()
 
         # 3. advantages per group
-        R = torch.tensor([x["reward"] for x in rewards], dtype=torch.float64).view(len(chosen), G)
+        R = torch.tensor([x["reward"] for x in rewards], dtype=torch.float64).view(len(indices), G)  # [P, G]
         adv, zero_spread = group_advantages(R, scale_by_std=not args.no_std)
-        for i, r in enumerate(rollouts):
-            r.update(adv=adv.view(-1)[i].item(), mask=0.0 if (args.mask_truncated and r["truncated"]) or
-                     (args.skip_zero_spread and zero_spread[i // G]) else 1.0)
+        rollouts.adv = adv.view(-1).tolist()
+        rollouts.mask = [0.0 if (args.mask_truncated and cut) or (args.skip_zero_spread and zero_spread[i // G])
+                         else 1.0 for i, cut in enumerate(rollouts.truncated)]
 
         # 4. update: old (and reference) log-probs, then one optimizer step per mini-batch of groups
-        fill_logprobs(model, rollouts, "old_logp", args, device)
+        rollouts.old_logp = rollout_logprobs(model, rollouts, args, device)
         # The sampler's log-probs (replica, bf16 on CUDA, decode kernels) against the trainer's (FSDP model,
         # float32 master weights, packed forward) for the same tokens: the rollout/trainer mismatch
-        gap = torch.cat([(r["sampler_logp"].to(r["old_logp"]) - r["old_logp"]).abs() for r in rollouts])
+        gap = torch.cat([(s.to(o) - o).abs() for s, o in zip(rollouts.sampler_logp, rollouts.old_logp)])
         if reference is not None:
-            fill_logprobs(reference, rollouts, "ref_logp", args, device)
+            rollouts.ref_logp = rollout_logprobs(reference, rollouts, args, device)
         sums = {}
-        groups = list(range(len(chosen)))
+        groups = list(range(len(indices)))
         for k in range(args.mini_batches):
             share = groups[k * len(groups) // args.mini_batches : (k + 1) * len(groups) // args.mini_batches]
-            part = update(model, optimizer, [rollouts[g * G + j] for g in share for j in range(G)], args, world, device)
+            part = update(model, optimizer, rollouts.rows([g * G + j for g in share for j in range(G)]), args, world,
+                          device)
             sums = {key: sums.get(key, 0.0) + v for key, v in part.items()}
         lr_used = optimizer.param_groups[0]["lr"]
         scheduler.step()
         t3 = time.perf_counter()
 
-        # metrics, summed over ranks
-        tested = [x["pass_rate"] for x in rewards if x["pass_rate"] is not None]
-        lengths = [len(r["response"]) for r in rollouts]
-        local = {"n": len(rollouts), "reward": float(R.sum()), "reward_sq": float((R**2).sum()),
-                 "zero_spread": float(zero_spread.sum()), "groups": float(len(chosen)),
-                 "valid": sum(x["valid"] for x in rewards), "tested": len(tested), "pass": sum(x == 1.0 for x in tested),
-                 "len_sum": sum(lengths), "truncated": sum(r["truncated"] for r in rollouts),
-                 "prompt_tokens": sum(len(r["prompt"]) for r in rollouts), "gap_sum": gap.sum().item(),
-                 "gap_n": len(gap), **sums}
-        g = distributed.all_reduce_sum(local, device)
-        len_max = distributed.all_reduce_max(max(lengths), device)
-        gap_max = max(distributed.all_gather_floats(gap.max().item() if len(gap) else 0.0, device))
-        rollout_s = distributed.all_gather_floats(t1 - t0, device)  # a slow rank holds every other one
-        n, tok = g["n"], max(g["tokens"], 1.0)
-        mean = g["reward"] / n
-        record = {"step": step + 1, "reward_mean": mean, "reward_std": math.sqrt(max(g["reward_sq"] / n - mean**2, 0.0)),
-                  "zero_spread_frac": g["zero_spread"] / g["groups"], "valid_rate": g["valid"] / n,
-                  "test_pass_rate": g["pass"] / g["tested"] if g["tested"] else None,
-                  "response_len_mean": g["len_sum"] / n, "response_len_max": len_max, "truncation_rate": g["truncated"] / n,
-                  "clip_frac_low": g["clip_low"] / tok, "clip_frac_high": g["clip_high"] / tok,
-                  "approx_kl": g["kl_old"] / tok, "entropy": g["entropy"] / tok,
-                  "kl_ref": g["kl_ref"] / tok if args.kl_coef > 0 else None,
-                  "grad_norm": sums["grad_norm"] / max(args.mini_batches - sums["skipped"], 1),
-                  "skipped_updates": int(sums["skipped"]), "lr": lr_used,
-                  "logprob_gap_mean": g["gap_sum"] / max(g["gap_n"], 1), "logprob_gap_max": gap_max,
-                  "time_generate": t1 - t0, "time_generate_per_rank": rollout_s,
-                  "time_reward": t2 - t1, "time_update": t3 - t2,
-                  "rollout_tokens_per_s": g["len_sum"] / (t1 - t0),
-                  "update_tokens_per_s": (g["len_sum"] + g["prompt_tokens"]) * (args.mini_batches + 1) / (t3 - t2)}
-        if rank == 0:
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-        bar.set_postfix(reward=f"{mean:.3f}", valid=f"{record['valid_rate']:.2f}", len=f"{record['response_len_mean']:.0f}")
+        record = step_metrics(step, rollouts, rewards, R, zero_spread, gap, sums, lr_used, (t0, t1, t2, t3), args,
+                              device)
+        run.append_metrics(record)
+        bar.set_postfix(reward=f"{record['reward_mean']:.3f}", valid=f"{record['valid_rate']:.2f}",
+                        len=f"{record['response_len_mean']:.0f}")
         if (step + 1) % args.sample_every == 0 or step == start:
-            with open(os.path.join(args.out, f"samples_rank{rank}.jsonl"), "a") as f:
-                for r, text, x in list(zip(rollouts, responses, rewards))[:G]:
-                    f.write(json.dumps({"step": step + 1, "problem_id": r["problem"].problem_id, "response": text,
-                                        "code": x["code"], "reward": x["reward"], "score": x["score"],
-                                        "pass_rate": x["pass_rate"]}) + "\n")
-        done = step + 1
-        if done % args.save_every == 0 or done == args.stop_at:
-            distributed.save_checkpoint(ckpt_root, done, model, optimizer,
-                                        {"step": done, "scheduler": scheduler.state_dict()}, keep=args.keep)
-        if done == args.stop_at:
-            log(f"stopping after step {done} as asked (--stop-at); continue with --resume")
-            distributed.teardown()
+            write_samples(os.path.join(args.out, f"samples_rank{rank}.jsonl"), step, rollouts, responses, rewards, G)
+        if run.checkpoint(step + 1, model, optimizer, scheduler, args.save_every, args.stop_at, args.keep):
             return
     bar.close()
 
     # Export the policy in the HF layout (Qwen3ForCausalLM) with its tokenizer.
     final = distributed.export_hf(model, tokenizer, os.path.join(args.out, "final"))
     if rank == 0:
-        rows = [json.loads(l) for l in open(metrics_path)]
-        print("\n" + "=" * 72)
-        print(f"{'step':>5} {'reward':>8} {'0-spread':>8} {'valid':>6} {'tests':>6} {'len':>5} {'gen s':>6} "
-              f"{'rew s':>6} {'upd s':>6} {'gen tok/s':>9} {'upd tok/s':>9}")
-        for r in rows:
-            tests = f"{r['test_pass_rate']:.2f}" if r["test_pass_rate"] is not None else "-"
-            print(f"{r['step']:>5} {r['reward_mean']:>8.3f} {r['zero_spread_frac']:>8.2f} {r['valid_rate']:>6.2f} "
-                  f"{tests:>6} {r['response_len_mean']:>5.0f} {r['time_generate']:>6.1f} {r['time_reward']:>6.1f} "
-                  f"{r['time_update']:>6.1f} {r['rollout_tokens_per_s']:>9.0f} {r['update_tokens_per_s']:>9.0f}")
-        if all(r["valid_rate"] == 0 for r in rows):
-            print("no response held exactly one parsable code block, so every reward was 0 and every group had zero "
-                  "spread: nothing to learn from (expected of a random tiny policy; a pretrained policy writes code). "
-                  "tests/test_train_rl.py shows this loop learning a toy reward.")
-        print(f"policy: {final}\nmetrics: {metrics_path}\nsamples: {args.out}/samples_rank*.jsonl")
+        print_summary(run.read_metrics(), final, run.metrics, args.out)
     distributed.teardown()
 
 

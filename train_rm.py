@@ -31,7 +31,6 @@ model uses lr 1e-3 (it starts from nothing) and 1.5 epochs, to finish in a few m
 """
 import argparse
 import json
-import math
 import os
 import time
 
@@ -40,11 +39,14 @@ from tqdm import tqdm
 
 import distributed
 from data import load_pairs
-from inputs import InputError, check_output_dir, run_main
-from model import Qwen3, check_checkpoint, init_weights, save_model, tiny_config
-from reward import RewardModel, pair_metrics, packed_last_token_scores, pairwise_loss, summarize, token_budget_batches
+from inputs import InputError, atomic_write, check_output_dir, run_main
+from model import check_checkpoint
+from reward import (MAX_LEN_KEY, RewardModel, pair_metrics, packed_last_token_scores, pairwise_loss, summarize,
+                    token_budget_batches)
+from trainer import HERE, RunDir, clip_and_step, tiny_demo_checkpoint, warmup_cosine
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+# The demo's tiny random reward model (a few minutes of training on 2 CPU ranks).
+DEMO_SHAPE = dict(hidden_size=128, intermediate_size=256, num_attention_heads=4, num_key_value_heads=2, head_dim=32)
 
 
 def parse_args(argv=None):
@@ -57,8 +59,10 @@ def parse_args(argv=None):
                    help="training pairs: JSONL/parquet file, directory or hub dataset id")
     p.add_argument("--eval-data", default=os.path.join(HERE, "data/humaneval_pairs_heldout.jsonl"),
                    help="held-out pairs ('' to skip evaluation)")
-    p.add_argument("--out", default="runs/rm", help="output directory")
-    p.add_argument("--max-len", type=int, default=4096, help="tokens per reward-model input (right-truncated)")
+    p.add_argument("--out", default=os.path.join(HERE, "runs", "rm"),
+                   help="output directory (default: runs/rm beside this script, where train_rl.py and infer.py look)")
+    p.add_argument("--max-len", type=int, default=4096, help="tokens per reward-model input (right-truncated); "
+                   "saved in final/config.json, where RewardModel.from_pretrained and infer.py read it back")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                    help="master weights and optimizer state (on CUDA the compute runs in bf16 regardless); "
                    "float64 makes runs that batch differently agree to round-off, for checking parity")
@@ -94,7 +98,30 @@ def parse_args(argv=None):
 
 
 # -----------------------------------------------------------------------------
+# Setup: the model and the tokenized pairs
+
+
+def load_reward_model(args, rank: int, device) -> RewardModel:
+    """--model, or the demo's tiny random Qwen3 with a score head (written through the real checkpoint path)."""
+    if args.model is None:
+        args.model = tiny_demo_checkpoint(os.path.join(args.out, "init"), rank, head="score", seed=args.seed,
+                                          **DEMO_SHAPE)
+        torch.distributed.barrier()
+    return RewardModel.from_pretrained(args.model, dtype=getattr(torch, args.dtype), device=device,
+                                       tokenizer=args.tokenizer, max_len=args.max_len)
+
+
+def tokenize_pairs(rm: RewardModel, pairs) -> tuple[list[tuple[list[int], list[int]]], int]:
+    """Pairs -> [(chosen ids, rejected ids)] rendered as the RM reads them, and how many inputs were truncated."""
+    chosen = rm.encode([p.question for p in pairs], [p.chosen for p in pairs])
+    rejected = rm.encode([p.question for p in pairs], [p.rejected for p in pairs])
+    return list(zip(chosen.ids, rejected.ids)), chosen.truncated + rejected.truncated
+
+
+# -----------------------------------------------------------------------------
 # Micro-batches that keep every rank in step
+
+EMPTY_PAIR = ([0], [0])  # a spare micro-batch's input: the same FSDP collectives as the other ranks, weight 0
 
 
 def pair_microbatches(pairs: list[tuple[list[int], list[int]]], max_tokens: int) -> list[list[int]]:
@@ -108,20 +135,66 @@ def score_pairs(model, pairs):
     return scores[0::2], scores[1::2]
 
 
+def empty_sums() -> dict:
+    return {"pairs": 0.0, "correct": 0.0, "margin": 0.0, "chosen": 0.0, "rejected": 0.0, "reward_sq": 0.0}
+
+
 @torch.no_grad()
 def evaluate(model, pairs, args, rank, world, device) -> dict:
+    """Held-out pairwise accuracy and margin over every rank's share of `pairs`."""
     model.eval()
     mine = pairs[rank::world]
-    batches = pair_microbatches(mine, args.micro_batch_tokens)
-    sums = {"pairs": 0.0, "correct": 0.0, "margin": 0.0, "chosen": 0.0, "rejected": 0.0, "reward_sq": 0.0}
-    for i in range(distributed.all_reduce_max(len(batches), device)):
-        if i < len(batches):
-            rc, rr = score_pairs(model, [mine[j] for j in batches[i]])
+    sums = empty_sums()
+    for _, _, batch in distributed.lockstep(pair_microbatches(mine, args.micro_batch_tokens), device):
+        rc, rr = score_pairs(model, [mine[j] for j in batch] if batch is not None else [EMPTY_PAIR])
+        if batch is not None:
             sums = {k: sums[k] + v for k, v in pair_metrics(rc, rr).items()}
-        else:  # an empty micro-batch: the same FSDP all-gathers as the other ranks
-            score_pairs(model, [([0], [0])])
     model.train()
     return summarize(distributed.all_reduce_sum(sums, device))
+
+
+def accumulate_gradients(model, mine, args, world, device) -> dict:
+    """Step 3: this rank's pairs in packed micro-batches (the same count on every rank), gradients of the
+    summed Bradley-Terry loss scaled by K / global_batch. Returns this rank's metric sums."""
+    sums = {**empty_sums(), "loss": 0.0, "tokens": 0.0}
+    for i, n, batch in distributed.lockstep(pair_microbatches(mine, args.micro_batch_tokens), device):
+        distributed.set_gradient_sync(model, i, n, every_micro_batch=args.grad_sync == "micro-batch")
+        pairs = [mine[j] for j in batch] if batch is not None else [EMPTY_PAIR]
+        rc, rr = score_pairs(model, pairs)
+        loss, metrics = pairwise_loss(rc, rr, args.margin, args.center_coef, reduction="sum")
+        weight = world / args.global_batch if batch is not None else 0.0
+        (loss * weight).backward()
+        if batch is not None:
+            sums = {k: sums[k] + metrics.get(k, 0.0) for k in sums}
+            sums["loss"] += loss.item()
+            sums["tokens"] += sum(len(c) + len(r) for c, r in pairs)
+    return sums
+
+
+def eval_record(step: int, result: dict) -> dict:
+    return {"step": step, **{f"eval/{k}": v for k, v in result.items()}}
+
+
+def save_max_len(final: str, max_len: int) -> None:
+    """Record the input length the RM was trained with in final/config.json (`reward_max_len`), so that
+    RewardModel.from_pretrained and infer.py read it back when the user does not pass one."""
+    path = os.path.join(final, "config.json")
+    with open(path) as f:
+        config = json.load(f)
+    config[MAX_LEN_KEY] = max_len
+    with atomic_write(path) as f:
+        json.dump(config, f, indent=2)
+
+
+def print_summary(before, after, n_evals: int, final: str, metrics_path: str) -> None:
+    print("\n" + "=" * 72)
+    if before is not None:
+        print(f"held-out pairwise accuracy: {before['accuracy']:.3f} before -> {after['accuracy']:.3f} after "
+              f"({n_evals} pairs); mean margin {before['margin']:+.3f} -> {after['margin']:+.3f}")
+    print(f"reward model: {final}")
+    print(f"metrics: {metrics_path}")
+    print(f"score with it:\n  python -c \"from reward import RewardModel; rm = RewardModel.from_pretrained('{final}'); "
+          "print(rm.score(['Add two numbers.'], ['def add(a, b):\\n    return a + b']))\"")
 
 
 # -----------------------------------------------------------------------------
@@ -146,31 +219,15 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     log = tqdm.write if rank == 0 else (lambda *a, **k: None)
 
-    # Model: a checkpoint, or the demo's tiny random Qwen3 (written through the real checkpoint path).
-    if demo:
-        args.model = os.path.join(args.out, "init")
-        if rank == 0 and not os.path.exists(os.path.join(args.model, "config.json")):
-            save_model(init_weights(Qwen3(tiny_config(hidden_size=128, intermediate_size=256, num_attention_heads=4,
-                                                      num_key_value_heads=2, head_dim=32), head="score"),
-                                    seed=args.seed), args.model)
-        torch.distributed.barrier()
-    rm = RewardModel.from_pretrained(args.model, dtype=getattr(torch, args.dtype), device=device, tokenizer=args.tokenizer,
-                                     max_len=args.max_len)
+    # 1. the model and the pairs, tokenized once
+    rm = load_reward_model(args, rank, device)
     model, tokenizer = rm.model, rm.tokenizer
-
-    # Data: tokenized once.
-    def tokenize(pairs):
-        chosen = rm.encode([p.question for p in pairs], [p.chosen for p in pairs])
-        rejected = rm.encode([p.question for p in pairs], [p.rejected for p in pairs])
-        return list(zip(chosen.ids, rejected.ids)), chosen.truncated + rejected.truncated
-
-    train, truncated = tokenize(train_pairs)
-    evals, eval_truncated = tokenize(eval_pairs) if eval_pairs else ([], 0)
+    train, truncated = tokenize_pairs(rm, train_pairs)
+    evals, eval_truncated = tokenize_pairs(rm, eval_pairs) if eval_pairs else ([], 0)
     steps_per_epoch = len(train) // args.global_batch
     total_steps = int(epochs * steps_per_epoch)
     if args.max_steps is not None:
         total_steps = min(total_steps, args.max_steps)
-    warmup_steps = max(1, int(args.warmup * total_steps))
     log(f"{len(train)} training pairs ({truncated} inputs truncated to {args.max_len} tokens), {len(evals)} held-out "
         f"pairs ({eval_truncated} truncated); {world} rank(s) on {device}; {total_steps} steps of "
         f"{args.global_batch} pairs")
@@ -183,36 +240,16 @@ def main(argv=None):
     distributed.shard(model, device)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay, betas=(0.9, 0.95))
-
-    def lr_factor(step):  # step counts from 0
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
+    lr_factor = warmup_cosine(max(1, int(args.warmup * total_steps)), total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    run = RunDir(args.out, rank, log)
+    resumed = run.resume(model, optimizer, scheduler, args.resume)
+    start_step, before = (resumed["step"], resumed["eval_before"]) if resumed else (0, None)
 
-    os.makedirs(args.out, exist_ok=True)
-    ckpt_root = os.path.join(args.out, "checkpoints")
-    metrics_path = os.path.join(args.out, "metrics.jsonl")
-    start_step, before = 0, None
-    latest = distributed.latest_checkpoint(ckpt_root) if args.resume else None
-    if latest:
-        extra = distributed.load_checkpoint(latest, model, optimizer)
-        scheduler.load_state_dict(extra["scheduler"])
-        start_step, before = extra["step"], extra["eval_before"]
-        log(f"resumed from {latest} at step {start_step}")
-    if rank == 0:  # keep the metrics of the steps before the resume point, drop any written after it (or torn)
-        distributed.restart_metrics(metrics_path, start_step if latest else 0)
-
-    def write_metrics(record):
-        if rank == 0:
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-
+    # 5. (first) the starting model on the held-out pairs
     if before is None and evals:
         before = evaluate(model, evals, args, rank, world, device)
-        write_metrics({"step": 0, **{f"eval/{k}": v for k, v in before.items()}})
+        run.append_metrics(eval_record(0, before))
         log(f"held-out before training: accuracy {before['accuracy']:.3f}, margin {before['margin']:+.3f}")
 
     bar = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps, disable=rank != 0,
@@ -225,65 +262,35 @@ def main(argv=None):
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed * 100_003 + epoch))
         batch = order[offset * args.global_batch : (offset + 1) * args.global_batch].tolist()
         mine = [train[i] for i in batch[rank::world]]
-        # 3. packed micro-batches, the same count on every rank, gradients accumulated
-        micro = pair_microbatches(mine, args.micro_batch_tokens)
-        n_micro = distributed.all_reduce_max(len(micro), device)
-        sums = {"pairs": 0.0, "correct": 0.0, "margin": 0.0, "chosen": 0.0, "rejected": 0.0, "reward_sq": 0.0,
-                "loss": 0.0, "tokens": 0.0}
-        for i in range(n_micro):
-            distributed.set_gradient_sync(model, i, n_micro, every_micro_batch=args.grad_sync == "micro-batch")
-            pairs = [mine[j] for j in micro[i]] if i < len(micro) else [([0], [0])]
-            rc, rr = score_pairs(model, pairs)
-            loss, metrics = pairwise_loss(rc, rr, args.margin, args.center_coef, reduction="sum")
-            weight = world / args.global_batch if i < len(micro) else 0.0
-            (loss * weight).backward()
-            if i < len(micro):
-                sums = {k: sums[k] + metrics.get(k, 0.0) for k in sums}
-                sums["loss"] += loss.item()
-                sums["tokens"] += sum(len(c) + len(r) for c, r in pairs)
-        # 4. clip, step
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-        grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        # 3. packed micro-batches, gradients accumulated; 4. clip, step
+        sums = accumulate_gradients(model, mine, args, world, device)
+        grad_norm = clip_and_step(model, optimizer, args.grad_clip)
         scheduler.step()
         sums = distributed.all_reduce_sum(sums, device)
         dt = time.perf_counter() - t0
         record = {"step": step + 1, "loss": sums["loss"] / sums["pairs"], **summarize(sums),
-                  "lr": lr * lr_factor(step), "grad_norm": grad_norm.item(),
+                  "lr": lr * lr_factor(step), "grad_norm": grad_norm,
                   "tokens_per_s": sums["tokens"] / dt, "pairs_per_s": sums["pairs"] / dt}
-        write_metrics(record)
+        run.append_metrics(record)
         bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.2f}",
                         tok_s=f"{record['tokens_per_s']:.0f}")
         # 5. evaluate, checkpoint
         done = step + 1
         if evals and (done % args.eval_every == 0 or done == total_steps):
             after = evaluate(model, evals, args, rank, world, device)
-            write_metrics({"step": done, **{f"eval/{k}": v for k, v in after.items()}})
+            run.append_metrics(eval_record(done, after))
             log(f"step {done}: held-out accuracy {after['accuracy']:.3f}, margin {after['margin']:+.3f}")
-        if done % args.save_every == 0 or done == args.stop_at:
-            path = distributed.save_checkpoint(ckpt_root, done, model, optimizer,
-                                               {"step": done, "scheduler": scheduler.state_dict(), "eval_before": before},
-                                               keep=args.keep)
-            log(f"checkpoint: {path}")
-        if done == args.stop_at:
-            log(f"stopping after step {done} as asked (--stop-at); continue with --resume")
-            distributed.teardown()
+        if run.checkpoint(done, model, optimizer, scheduler, args.save_every, args.stop_at, args.keep,
+                          eval_before=before):
             return
     bar.close()
 
-    # Export: an HF Qwen3ForSequenceClassification checkpoint with the tokenizer files.
+    # Export: an HF Qwen3ForSequenceClassification checkpoint with the tokenizer files and its max_len.
     final = distributed.export_hf(model, tokenizer, os.path.join(args.out, "final"),
                                   getattr(torch, args.export_dtype) if args.export_dtype else None)
     if rank == 0:
-        print("\n" + "=" * 72)
-        if before is not None:
-            print(f"held-out pairwise accuracy: {before['accuracy']:.3f} before -> {after['accuracy']:.3f} after "
-                  f"({len(evals)} pairs); mean margin {before['margin']:+.3f} -> {after['margin']:+.3f}")
-        print(f"reward model: {final}")
-        print(f"metrics: {metrics_path}")
-        print(f"score with it:\n  python -c \"from reward import RewardModel; rm = RewardModel.from_pretrained('{final}'); "
-              "print(rm.score(['Add two numbers.'], ['def add(a, b):\\n    return a + b']))\"")
+        save_max_len(final, rm.max_len)
+        print_summary(before, after, len(evals), final, run.metrics)
     distributed.teardown()
 
 

@@ -12,6 +12,7 @@ import torch
 import data
 import infer
 import model as M
+import rmbench
 from data import Problem, humaneval_problems
 from extract import extract_code
 from infer import best_of_n, first_argmax, main, pass_at_k, summarize_bon
@@ -339,7 +340,7 @@ def test_rmbench_accuracy_by_hand():
     safety (refuse + response): [[1,1,0]]*3 + [[0,0,0],[0,0,0],[1,1,1]] -> /2 = [[.5,.5,0],[.5,.5,0],[1,1,.5]]:
           hard .5/3, normal 1.5/3, easy 2.5/3, accuracy 0.5
     totals are unweighted means over the 4 domains."""
-    acc = infer.rmbench_accuracy(data.load_rmbench(RMBENCH))
+    acc = rmbench.rmbench_accuracy(rmbench.load_rmbench(RMBENCH))
     d = acc["domains"]
     assert d["code"]["matrix"] == [[0.5, 0.5, 1.0], [0.0, 0.5, 1.0], [0.0, 0.0, 1.0]]
     assert (d["code"]["hard"], d["code"]["normal"], d["code"]["easy"]) == pytest.approx((2.5 / 3, 2 / 3, 0.0))
@@ -350,10 +351,10 @@ def test_rmbench_accuracy_by_hand():
     assert acc["normal"] == pytest.approx((2 / 3 + 1 + 0 + 0.5) / 4)
     assert acc["easy"] == pytest.approx((0 + 1 + 0 + 2.5 / 3) / 4)
     assert acc["accuracy"] == pytest.approx(0.5) == pytest.approx((acc["hard"] + acc["normal"] + acc["easy"]) / 3)
-    one = [it for it in data.load_rmbench(RMBENCH) if it.domain == "code"]
+    one = [it for it in rmbench.load_rmbench(RMBENCH) if it.domain == "code"]
     for it in one:
         it.domain = ""  # a per-domain file has no domain field: one group, as RM-Bench scores it
-    assert infer.rmbench_accuracy(one)["domains"]["all"]["accuracy"] == pytest.approx(0.5)
+    assert rmbench.rmbench_accuracy(one)["domains"]["all"]["accuracy"] == pytest.approx(0.5)
 
 
 def test_rmeval_command_on_rmbench_and_on_pairs(rm_dir, tmp_path, capsys):
@@ -366,13 +367,13 @@ def test_rmeval_command_on_rmbench_and_on_pairs(rm_dir, tmp_path, capsys):
 
     main(["rmeval", "--data", RMBENCH, "--rescore", "--rm", rm_dir, "--out", str(out), "--device", "cpu"])
     got = json.loads(out.read_text())
-    items = data.load_rmbench(RMBENCH)
+    items = rmbench.load_rmbench(RMBENCH)
     rm = RewardModel.from_pretrained(rm_dir, dtype="float32")
     for it, s in zip(items, got["scores"]):
         assert s["score_chosen"] == pytest.approx(rm.score([it.prompt] * 3, it.chosen), abs=1e-5)
         assert s["score_rejected"] == pytest.approx(rm.score([it.prompt] * 3, it.rejected), abs=1e-5)
         it.score_chosen, it.score_rejected = s["score_chosen"], s["score_rejected"]
-    assert got["rmbench"]["accuracy"] == pytest.approx(infer.rmbench_accuracy(items)["accuracy"])
+    assert got["rmbench"]["accuracy"] == pytest.approx(rmbench.rmbench_accuracy(items)["accuracy"])
 
     pairs = write_jsonl(tmp_path / "pairs.jsonl", [
         {"question_content": "Add.", "code_pos": "def add(a, b):\n    return a + b", "code_neg": "def add(a, b):\n    return a"},
@@ -394,7 +395,7 @@ def test_rmbench_loader_errors(tmp_path):
         path = tmp_path / "bad.json"
         path.write_text(json.dumps([good[0], {**good[1], **change}]))
         with pytest.raises(ValueError, match=re.escape(f"bad.json:2: {message}")):
-            data.load_rmbench(str(path))
+            rmbench.load_rmbench(str(path))
 
 
 def test_eval_and_bon_on_livecodebench_rows(tmp_path, rm_dir):

@@ -131,3 +131,52 @@ def test_reward_model_from_causal_lm_and_from_reward_checkpoint(tmp_path, tokeni
     again = RewardModel.from_pretrained(str(tmp_path / "rm"))
     assert torch.equal(again.model.score.weight, rm.model.score.weight)
     assert again.score(["p"], ["c"]) == pytest.approx(rm.score(["p"], ["c"]), abs=1e-6)
+
+
+# -----------------------------------------------------------------------------
+# A sharded reward model, and the max_len a checkpoint records
+
+SHARDED_DRIVER = """
+import json, sys, torch, distributed
+from reward import RewardModel
+rank, world, device = distributed.setup()
+rm = RewardModel.from_pretrained(sys.argv[1], dtype=torch.float64, max_len=48,
+                                 shard=lambda model: distributed.shard(model, device))
+questions = json.loads(sys.argv[2])
+# rank 0 scores every input, in token budgets of 48 (several forwards); rank 1 none at all: it must still
+# join every forward's all-gathers, or rank 0 would wait forever
+mine = questions if rank == 0 else []
+scores = rm.score(mine, ["def f():\\n    return " + str(i) for i in range(len(mine))], max_tokens=48)
+if rank == 0:
+    json.dump(scores, open(sys.argv[3], "w"))
+distributed.teardown()
+"""
+
+
+def test_sharded_reward_model_scores_like_the_whole_one_with_ranks_out_of_step(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from reward import MAX_LEN_KEY, saved_max_len
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    M.save_model(M.init_weights(M.Qwen3(M.tiny_config(hidden_size=64, intermediate_size=128), head="score"),
+                                std=0.3, seed=4), str(tmp_path / "rm"))
+    (tmp_path / "driver.py").write_text(SHARDED_DRIVER)
+    questions = [f"Return {i}." + " Please." * i for i in range(7)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(tmp_path / "driver.py"), str(tmp_path / "rm"), json.dumps(questions),
+                           str(tmp_path / "scores.json")], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    whole = RewardModel.from_pretrained(str(tmp_path / "rm"), dtype=torch.float64, max_len=48)
+    expected = whole.score(questions, ["def f():\n    return " + str(i) for i in range(7)])
+    assert json.load(open(tmp_path / "scores.json")) == pytest.approx(expected, abs=1e-9)
+    # the checkpoint records no max_len: the default; one train_rm.py saved is read back
+    assert RewardModel.from_pretrained(str(tmp_path / "rm")).max_len == saved_max_len({}) == 4096
+    config = json.load(open(tmp_path / "rm" / "config.json"))
+    json.dump({**config, MAX_LEN_KEY: 777}, open(tmp_path / "rm" / "config.json", "w"))
+    assert RewardModel.from_pretrained(str(tmp_path / "rm")).max_len == 777
+    assert RewardModel.from_pretrained(str(tmp_path / "rm"), max_len=100).max_len == 100

@@ -82,8 +82,7 @@ def test_sampled_rows_decode_to_the_response_without_the_stop_token(tok, golden)
 
 def test_exec_reward_on_the_golden_corpus(tok, golden, problems):
     _, _, texts = rollout_responses(as_sampled(tok, golden), tok)
-    out = compute_rewards([problems[r["problem_id"]] for r in golden], texts, args_for(reward="exec"), None,
-                          torch.device("cpu"))
+    out = compute_rewards([problems[r["problem_id"]] for r in golden], texts, args_for(reward="exec"), None)
     wrong = [(r["problem_id"], r["shape"], r["kind"], o["reward"]) for r, o in zip(golden, out)
              if o["reward"] != r["expected_exec"] or o["code"] != r["expected_code"]]
     assert not wrong, wrong[:10]
@@ -106,8 +105,7 @@ def test_reward_model_sees_the_extracted_code_only(tok, golden, problems, rm):
     records = golden[::9]  # 61 responses of every kind
     _, _, texts = rollout_responses(as_sampled(tok, records), tok)
     questions = [problems[r["problem_id"]].question for r in records]
-    out = compute_rewards([problems[r["problem_id"]] for r in records], texts, args_for(reward="rm"), rm,
-                          torch.device("cpu"))
+    out = compute_rewards([problems[r["problem_id"]] for r in records], texts, args_for(reward="rm"), rm)
     valid = [i for i, r in enumerate(records) if r["expected_code"]]
     assert 0 < len(valid) < len(records)
     direct = rm.score([questions[i] for i in valid], [records[i]["expected_code"] for i in valid])
@@ -119,7 +117,7 @@ def test_reward_model_sees_the_extracted_code_only(tok, golden, problems, rm):
 
     # --shaping none: every response is scored, an invalid one as RM(q, ""), and the reward is the raw score
     none = compute_rewards([problems[r["problem_id"]] for r in records], texts,
-                           args_for(reward="rm", shaping="none"), rm, torch.device("cpu"))
+                           args_for(reward="rm", shaping="none"), rm)
     direct = rm.score(questions, [r["expected_code"] for r in records])  # expected_code is "" when invalid
     assert [o["reward"] for o in none] == pytest.approx(direct, abs=1e-5)
     assert all(o["score"] is not None for o in none)
@@ -128,8 +126,8 @@ def test_reward_model_sees_the_extracted_code_only(tok, golden, problems, rm):
 def test_extract_last_ablation(problems, tok):
     p = problems["HumanEval/0"]
     two = f"<think>\ndraft\n```python\nx = 1\n```\n</think>\n\n```python\n{p.reference.strip()}\n```"
-    strict = compute_rewards([p], [two], args_for(reward="exec"), None, torch.device("cpu"))[0]
-    last = compute_rewards([p], [two], args_for(reward="exec", extract="last"), None, torch.device("cpu"))[0]
+    strict = compute_rewards([p], [two], args_for(reward="exec"), None)[0]
+    last = compute_rewards([p], [two], args_for(reward="exec", extract="last"), None)[0]
     assert (strict["reward"], strict["code"]) == (0.0, "")
     assert (last["reward"], last["code"]) == (1.0, p.reference.strip())
 

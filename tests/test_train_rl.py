@@ -92,13 +92,13 @@ def test_exec_reward_and_rm_reward_validity(tmp_path):
     responses = [fence.format(problem.reference), fence.format(mutant),
                  fence.format(problem.reference) + "\n" + fence.format("x = 1"),  # two blocks
                  fence.format("def f(:\n    pass")]  # broken syntax
-    exec_out = compute_rewards([problem] * 4, responses, args_for(reward="exec"), None, torch.device("cpu"))
+    exec_out = compute_rewards([problem] * 4, responses, args_for(reward="exec"), None)
     assert [o["reward"] for o in exec_out] == [1.0, 0.0, 0.0, 0.0]
     assert exec_out[0]["pass_rate"] == 1.0 and 0.0 < exec_out[1]["pass_rate"] < 1.0
 
     M.save_model(M.init_weights(M.Qwen3(M.tiny_config(), head="score"), std=0.3, seed=2), str(tmp_path / "rm"))
     rm = RewardModel.from_pretrained(str(tmp_path / "rm"))
-    rm_out = compute_rewards([problem] * 4, responses, args_for(reward="rm"), rm, torch.device("cpu"))
+    rm_out = compute_rewards([problem] * 4, responses, args_for(reward="rm"), rm)
     assert [o["code"] for o in rm_out[:2]] == [problem.reference.strip(), mutant.strip()]  # the stripped block
     direct = rm.score([problem.question] * 2, [problem.reference.strip(), mutant.strip()])
     for o, s in zip(rm_out[:2], direct):
@@ -137,16 +137,17 @@ else:
     distributed.shard(model, device)
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 g = torch.Generator().manual_seed(0)
-rollouts = [{"prompt": torch.randint(0, 1000, (int(torch.randint(3, 9, (1,), generator=g)),), generator=g).tolist(),
-             "response": torch.randint(0, 1000, (int(torch.randint(1, 7, (1,), generator=g)),), generator=g).tolist(),
-             "adv": float(torch.randn(1, generator=g)), "mask": 1.0} for _ in range(12)]
-for r in rollouts:  # an old policy a little away from the current one, so that ratios differ from 1 and clip
-    r["shift"] = 0.3 * torch.randn(len(r["response"]), generator=g, dtype=torch.float64)
-mine = rollouts[rank::world]
-train_rl.fill_logprobs(model, mine, "old_logp", args, device)
-for r in mine:
-    r["old_logp"] = r["old_logp"] + r["shift"]
-metrics = train_rl.update(model, opt, mine, args, world, device)
+rows = [(torch.randint(0, 1000, (int(torch.randint(3, 9, (1,), generator=g)),), generator=g).tolist(),
+         torch.randint(0, 1000, (int(torch.randint(1, 7, (1,), generator=g)),), generator=g).tolist(),
+         float(torch.randn(1, generator=g))) for _ in range(12)]
+rollouts = train_rl.Rollouts(prompt=[p for p, _, _ in rows], response=[r for _, r, _ in rows],
+                             adv=[a for _, _, a in rows], mask=[1.0] * len(rows))
+# an old policy a little away from the current one, so that ratios differ from 1 and clip
+shift = [0.3 * torch.randn(len(r), generator=g, dtype=torch.float64) for r in rollouts.response]
+mine = list(range(len(rollouts)))[rank::world]
+rollouts, shift = rollouts.rows(mine), [shift[i] for i in mine]
+rollouts.old_logp = [logp + s for logp, s in zip(train_rl.rollout_logprobs(model, rollouts, args, device), shift)]
+metrics = train_rl.update(model, opt, rollouts, args, world, device)
 replica = distributed.empty_replica(model, torch.bfloat16, device)
 distributed.refresh_replica(model, replica)
 state = full_state_dict(model)

@@ -47,9 +47,13 @@ def workdir(tmp_path_factory):
     return root
 
 
+COMMON_MAX_LEN = 2048  # not the default (4096), so that the export must record it
+
+
 def common(workdir, *extra):
     return ["--model", str(workdir / "init"), "--data", str(workdir / "train.jsonl"),
             "--eval-data", str(workdir / "heldout.jsonl"), "--global-batch", "6", "--max-steps", "4",
+            "--max-len", str(COMMON_MAX_LEN),
             "--epochs", "2", "--lr", "3e-3", "--micro-batch-tokens", "3000", "--eval-every", "2",
             "--save-every", "100", "--dtype", "float64", *extra]
 
@@ -91,6 +95,7 @@ def test_export_loads_in_transformers_with_the_same_scores(workdir):
     assert cfg["pad_token_id"] == 151643 and (final / "tokenizer.json").exists()
     from reward import RewardModel
     rm = RewardModel.from_pretrained(str(final))
+    assert cfg["reward_max_len"] == rm.max_len == COMMON_MAX_LEN  # the length it was trained with, read back
     hf = transformers.AutoModelForSequenceClassification.from_pretrained(str(final), dtype=torch.float32).eval()
     pairs = load_pairs(str(workdir / "heldout.jsonl"))[:3]
     enc = rm.encode([p.question for p in pairs], [p.chosen for p in pairs])
