@@ -411,28 +411,29 @@ def memory_measure_one(a):
     out = generate(replica, prompts, num_samples=8, max_new_tokens=a.new_tokens, temperature=0.6, top_k=20,
                    top_p=0.95, stop_ids=(), seed=0)  # no stop ids: every response is max_new_tokens long
     g = torch.Generator().manual_seed(1)
-    rollouts = [{"prompt": prompts[row // 8], "response": out.tokens[row, : int(out.lengths[row])].tolist(),
-                 "adv": float(torch.randn(1, generator=g)), "mask": 1.0} for row in range(16)]
-    train_rl.fill_logprobs(policy, rollouts, "old_logp", args, device)
+    rollouts = train_rl.Rollouts(prompt=[prompts[row // 8] for row in range(16)],
+                                 response=[out.tokens[row, : int(out.lengths[row])].tolist() for row in range(16)],
+                                 adv=[float(torch.randn(1, generator=g)) for _ in range(16)], mask=[1.0] * 16)
+    rollouts.old_logp = train_rl.rollout_logprobs(policy, rollouts, args, device)
     for k in range(args.mini_batches):
-        train_rl.update(policy, optimizer, rollouts[k * 8 : (k + 1) * 8], args, world, device)
+        train_rl.update(policy, optimizer, rollouts.rows(range(k * 8, (k + 1) * 8)), args, world, device)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"variant": a.variant, "new_tokens": a.new_tokens, "responses": len(rollouts),
-                      "response_tokens": sum(len(r["response"]) for r in rollouts), "rss_start": rss_start,
+                      "response_tokens": sum(len(r) for r in rollouts.response), "rss_start": rss_start,
                       "peak_rss": peak}))
     distributed.teardown()
 
 
-def full_vocabulary_response_logprobs(model, rollouts, temperature, with_entropy=False):
+def full_vocabulary_response_logprobs(model, prompts, responses, temperature, with_entropy=False):
     """train_rl.response_logprobs before this branch: [N, V] float32 logits, log_softmax, exp for the entropy."""
     device = next(model.parameters()).device
     ids, lens, head_at, targets, seq_ids, offset = [], [], [], [], [], 0
-    for i, r in enumerate(rollouts):
-        p, n = len(r["prompt"]), len(r["response"])
-        ids += r["prompt"] + r["response"]
+    for i, (prompt, response) in enumerate(zip(prompts, responses)):
+        p, n = len(prompt), len(response)
+        ids += prompt + response
         lens.append(p + n)
         head_at += range(offset + p - 1, offset + p + n - 1)
-        targets += r["response"]
+        targets += response
         seq_ids += [i] * n
         offset += p + n
     logits = model(torch.tensor(ids, device=device)[None], seq_lens=lens,
