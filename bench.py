@@ -8,6 +8,7 @@ here is asserted (speed is measured, not tested).
     python bench.py memory --measure      # CPU: the tiny demo's GRPO step, peak RSS at 64 and 256 new tokens
     python bench.py gpu                   # one H100/H200, under 8 minutes: every CUDA path, one table
     python bench.py gpu --reduced         # the same rows at tiny shapes (automatic on a CPU; tested)
+    python bench.py rl                    # CPU, ~25 min: GRPO with the RM vs execution vs both, evaluated
 
 `model` rows:
   forward   a batch of B x T tokens, logits for every position; ours vs Qwen3ForCausalLM (SDPA attention)
@@ -824,11 +825,107 @@ def bench_gpu(args):
     return rows
 
 
+# -----------------------------------------------------------------------------
+# rl: the paper's comparison in miniature (GRPO rewarded by the RM, by execution, by both)
+
+
+def bench_rl(args):
+    """GRPO from the same warm-started demo policy (runs/sft/final) with --reward rm, exec and mix: train_rl's
+    no-argument demo (its problems, steps, seeds, sampling), one torchrun per reward, then `infer.py eval` of
+    each final policy and of the warm start itself, on the held-out HumanEval split and on the demo's own RL
+    problems, each in its own process; one table, the warm start first. Nothing is asserted: a tiny model and
+    a tiny RM need not reproduce the paper's ordering, and the table shows what they do."""
+    import json
+    import os
+    import shutil
+    import subprocess
+
+    from sft import demo_problems
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    warm, rm = os.path.join(here, "runs", "sft", "final"), os.path.join(here, "runs", "rm", "final")
+    for path, script in ((warm, "sft.py"), (rm, "train_rm.py")):
+        if not os.path.exists(os.path.join(path, "config.json")):
+            sys.exit(f"bench.py rl: no {path}; run `torchrun --standalone --nproc_per_node=2 {script}` first")
+    out = os.path.abspath(args.rl_out)
+    shutil.rmtree(out, ignore_errors=True)  # evaluation samples resume: stale ones must not leak in
+    os.makedirs(out)
+    # the RL problems as a problems file, so that infer.py eval can sample them too
+    problems_file = os.path.join(out, "rl_problems.jsonl")
+    with open(problems_file, "w") as f:
+        for p in demo_problems():
+            f.write(json.dumps({"problem_id": p.problem_id, "question": p.question, "entry_point": p.tests.entry_point,
+                                "tests": p.tests.tests, "preamble": p.tests.preamble}) + "\n")
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+
+    def sh(cmd, log):
+        t0 = time.perf_counter()
+        with open(log, "w") as f:
+            proc = subprocess.run(cmd, cwd=here, env=env, stdout=f, stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            sys.exit(f"bench.py rl: {' '.join(cmd)} failed (exit {proc.returncode}); see {log}")
+        return time.perf_counter() - t0
+
+    policies, rl = [("warm", "warm start (no RL)", warm)], {}  # (tag, row name, checkpoint)
+    for reward in args.rl_rewards:
+        run_dir = os.path.join(out, reward)
+        cmd = ["torchrun", "--standalone", f"--nproc_per_node={args.rl_ranks}", "train_rl.py", "--reward", reward,
+               "--out", run_dir] + (["--steps", str(args.rl_steps)] if args.rl_steps else [])
+        print(f"GRPO --reward {reward}: {' '.join(cmd)}", flush=True)
+        seconds = sh(cmd, os.path.join(out, f"train_rl_{reward}.log"))
+        rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+        k = min(3, len(rows))
+        rl[reward] = {"seconds": seconds, **{f"{key}_{end}": sum(r[key] for r in part) / k
+                                             for key in ("valid_rate", "reward_mean", "test_pass_rate")
+                                             for end, part in (("first", rows[:k]), ("last", rows[-k:]))}}
+        policies.append((reward, f"GRPO, reward {reward}", os.path.join(run_dir, "final")))
+
+    splits = {"held-out": ["--split", "heldout"], "RL problems": ["--problems", problems_file]}
+    ks = sorted({1, args.eval_n})
+    results = {}
+    for tag, name, policy in policies:
+        for split, flags in splits.items():
+            file_tag = f"{tag}_{'heldout' if split == 'held-out' else 'rl'}"
+            cmd = [sys.executable, "infer.py", "eval", "--policy", policy, *flags, "--n", str(args.eval_n),
+                   "--k", *map(str, ks), "--max-new-tokens", str(args.eval_new_tokens), "--workers", "2",
+                   "--samples-out", os.path.join(out, f"eval_{file_tag}.jsonl"),
+                   "--out", os.path.join(out, f"eval_{file_tag}.json")]
+            print(f"eval {name} on {split}", flush=True)
+            sh(cmd, os.path.join(out, f"eval_{file_tag}.log"))
+            results[name, split] = json.load(open(os.path.join(out, f"eval_{file_tag}.json")))["summary"]
+
+    def pct(x):
+        return "-" if x is None else f"{100 * x:.1f}"
+
+    header = ["policy", "RL s", "valid first->last", "reward first->last"]
+    for split in splits:
+        header += [f"{split} Avg@{args.eval_n}"] + [f"{split} pass@{k}" for k in ks]
+    table = []
+    for tag, name, _ in policies:
+        r = rl.get(tag)
+        row = [name, f"{r['seconds']:.0f}" if r else "-",
+               f"{r['valid_rate_first']:.2f}->{r['valid_rate_last']:.2f}" if r else "-",
+               f"{r['reward_mean_first']:.3f}->{r['reward_mean_last']:.3f}" if r else "-"]
+        for split in splits:
+            summary = results[name, split]
+            row += [pct(summary["avg"])] + [pct(summary["pass_at_k"][str(k)]) for k in ks]
+        table.append(row)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
+    print(f"\nGRPO from the warm start, {args.rl_ranks} ranks, train_rl's demo settings; first/last = mean of the "
+          f"first / last 3 steps; eval: infer.py eval, n={args.eval_n}, T 0.6, top-p 0.95, {args.eval_new_tokens} new "
+          f"tokens, lenient extraction, percent")
+    for line in [header, ["-" * w for w in widths], *table]:
+        print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)))
+    with open(os.path.join(out, "bench_rl.json"), "w") as f:
+        json.dump({"rl": rl, "eval": {f"{n} | {s}": v for (n, s), v in results.items()}}, f, indent=1)
+    print(f"logs, samples and summaries: {out}")
+
+
 def main(argv=None):
     if (sys.argv[1:] if argv is None else argv)[:1] == ["memory"]:  # its own flags
         return bench_memory((sys.argv[1:] if argv is None else argv)[1:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["model", "rm", "gpu"])
+    parser.add_argument("what", choices=["model", "rm", "gpu", "rl"])
     parser.add_argument("--shape", choices=SHAPES, default="small")
     parser.add_argument("--repeats", type=int, default=3)
     # model
@@ -854,9 +951,17 @@ def main(argv=None):
                         help="gpu: which groups of rows to run (parity flex decode skew mfu)")
     parser.add_argument("--time-budget", type=float, default=400,
                         help="gpu: seconds after which the remaining rows are skipped (and say so)")
+    # rl
+    parser.add_argument("--rl-rewards", nargs="+", choices=["rm", "exec", "mix"], default=["rm", "exec", "mix"],
+                        help="rl: the GRPO runs, one per reward")
+    parser.add_argument("--rl-steps", type=int, default=None, help="rl: GRPO steps (default: train_rl's demo)")
+    parser.add_argument("--rl-ranks", type=int, default=2, help="rl: torchrun ranks of each GRPO run")
+    parser.add_argument("--eval-n", type=int, default=8, help="rl: samples per problem in the evaluation")
+    parser.add_argument("--eval-new-tokens", type=int, default=64, help="rl: new tokens per evaluation sample")
+    parser.add_argument("--rl-out", default="runs/bench_rl", help="rl: output directory (emptied first)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    return {"model": bench_model, "rm": bench_rm, "gpu": bench_gpu}[args.what](args)
+    return {"model": bench_model, "rm": bench_rm, "gpu": bench_gpu, "rl": bench_rl}[args.what](args)
 
 
 if __name__ == "__main__":

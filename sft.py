@@ -41,6 +41,7 @@ from tokenizer import load_tokenizer
 from train_rl import lockstep, response_logprobs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+DEMO_PROBLEMS = 16  # the demo's problems: this many short HumanEval train problems (see demo_problems)
 
 
 def parse_args(argv=None):
@@ -50,15 +51,20 @@ def parse_args(argv=None):
                    help="causal LM (hub id or directory); default: the tiny random demo policy written to OUT/init")
     p.add_argument("--data", default=None,
                    help="JSONL of {question, response}; default: HumanEval train answered in chat style (the demo)")
+    p.add_argument("--demo-problems", type=int, default=DEMO_PROBLEMS,
+                   help=f"demo (no --data): answer only the N train problems with the shortest reference solutions "
+                   f"(default {DEMO_PROBLEMS}; 0 = all 129); train_rl's demo trains on the same ones")
     p.add_argument("--out", default=os.path.join(HERE, "runs", "sft"), help="output directory")
     p.add_argument("--max-len", type=int, default=4096, help="prompt + response tokens; longer responses are cut")
     p.add_argument("--no-thinking", action="store_true",
                    help="render prompts with enable_thinking=False (must match train_rl's setting)")
     # optimisation
-    p.add_argument("--epochs", type=float, default=None, help="passes over the data (default 2; demo 10)")
-    p.add_argument("--global-batch", type=int, default=16, help="records per optimizer step, over all ranks")
+    p.add_argument("--epochs", type=float, default=None, help="passes over the data (default 2; demo 48: the "
+                   "policy then writes a valid block in some of its samples, not all, so GRPO has spread to learn from)")
+    p.add_argument("--global-batch", type=int, default=None, help="records per optimizer step, over all ranks "
+                   "(default 16; demo 8)")
     p.add_argument("--micro-batch-tokens", type=int, default=8192, help="token budget of a packed micro-batch")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-5; demo 2e-2: a tiny "
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-5; demo 1e-2: a tiny "
                    "random model needs large steps)")
     p.add_argument("--warmup", type=float, default=0.05, help="warm-up, as a fraction of the steps")
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
@@ -98,11 +104,22 @@ OPENERS = ["Here is the code:", "Here is a solution.", "Sure! Here is the implem
 CLOSERS = ["", "", "This solves the task.", "It handles the edge cases."]
 
 
-def demo_records() -> list[dict]:
-    """Each HumanEval train problem answered as a chat model answers: a sentence, one fenced block with the
-    reference solution (docstrings removed), sometimes a closing sentence. Deterministic."""
+def demo_problems(n: int | None = DEMO_PROBLEMS) -> list:
+    """The n HumanEval train problems with the shortest reference solutions (docstrings removed, counted in
+    characters; ties by id), in task order; None or 0: all of them. The SFT demo and the RL demo share them."""
+    problems = humaneval_problems("train")
+    if not n:
+        return problems
+    short = sorted(problems, key=lambda p: (len(without_docstrings(p.reference)), p.problem_id))[:n]
+    ids = {p.problem_id for p in short}
+    return [p for p in problems if p.problem_id in ids]
+
+
+def demo_records(n: int | None = DEMO_PROBLEMS) -> list[dict]:
+    """Each demo problem (`demo_problems`) answered as a chat model answers: a sentence, one fenced block with
+    the reference solution (docstrings removed), sometimes a closing sentence. Deterministic."""
     records = []
-    for i, p in enumerate(humaneval_problems("train")):
+    for i, p in enumerate(demo_problems(n)):
         closer = CLOSERS[i % len(CLOSERS)]
         response = f"{OPENERS[i % len(OPENERS)]}\n```python\n{without_docstrings(p.reference)}\n```"
         records.append({"question": p.question, "response": response + (f"\n{closer}" if closer else "")})
@@ -141,8 +158,9 @@ def main(argv=None):
     args = parse_args(argv)
     rank, world, device = distributed.setup()
     demo = args.model is None
-    epochs = args.epochs if args.epochs is not None else (10 if demo else 2)
-    lr = args.lr if args.lr is not None else (2e-2 if demo else 1e-5)
+    epochs = args.epochs if args.epochs is not None else (48 if demo else 2)
+    lr = args.lr if args.lr is not None else (1e-2 if demo else 1e-5)
+    args.global_batch = args.global_batch or (8 if demo else 16)
     torch.manual_seed(args.seed)
     log = tqdm.write if rank == 0 else (lambda *a, **k: None)
 
@@ -153,7 +171,7 @@ def main(argv=None):
         torch.distributed.barrier()
     tokenizer = load_tokenizer(args.model if os.path.exists(os.path.join(args.model, "tokenizer.json")) else None)
     try:
-        records = demo_records() if args.data is None else load_records(args.data)
+        records = demo_records(args.demo_problems) if args.data is None else load_records(args.data)
     except (ValueError, FileNotFoundError) as e:
         if rank == 0:
             print(f"sft.py: error: {e}", file=sys.stderr)

@@ -72,7 +72,8 @@ def parse_args(argv=None):
     p.add_argument("--policy", default=None, help="causal LM (hub id or directory); default: the demo policy "
                    "warm-started by sft.py (runs/sft/final) if present, else a tiny random Qwen3")
     p.add_argument("--rm", default=None, help="reward model; default: runs/rm/final if present, else tiny random")
-    p.add_argument("--data", default=None, help="problems JSONL (question, optional tests); default: HumanEval train")
+    p.add_argument("--data", default=None, help="problems JSONL (question, optional tests); default: HumanEval "
+                   "train (demo: the 16 with the shortest solutions, the ones sft.py's demo answers)")
     p.add_argument("--out", default="runs/rl", help="output directory (metrics.jsonl, samples, checkpoints, final/)")
     p.add_argument("--no-thinking", action="store_true",
                    help="pass enable_thinking=False to the chat template (Qwen3: an empty think block in the prompt); "
@@ -435,7 +436,11 @@ def main(argv=None, reward_fn=None):
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s, args.warmup_steps))
 
     # Problems: rendered and tokenized once.
-    problems = load_problems(args.data or "humaneval", split="train")
+    if demo and args.data is None:  # the short problems sft.py's demo answers: the warm start can write them
+        from sft import demo_problems
+        problems = demo_problems()
+    else:
+        problems = load_problems(args.data or "humaneval", split="train")
     prompts = [tokenizer.encode(tokenizer.render_prompt(p.question, enable_thinking=not args.no_thinking))
                for p in problems]
     keep = [i for i, ids in enumerate(prompts) if len(ids) <= args.max_prompt_len]
@@ -576,6 +581,17 @@ def main(argv=None, reward_fn=None):
                   "spread: nothing to learn from (expected of a random tiny policy; a pretrained policy writes code). "
                   "tests/test_train_rl.py shows this loop learning a toy reward.")
         print(f"policy: {final}\nmetrics: {metrics_path}\nsamples: {args.out}/samples_rank*.jsonl")
+        # how far the run moved: the mean of the first k steps against the mean of the last k
+        k = max(1, min(3, len(rows) // 2))
+        first, last = rows[:k], rows[-k:]
+
+        def change(key, fmt):
+            a, b = (sum(r[key] for r in part) / k for part in (first, last))
+            return f"{a:{fmt}} -> {b:{fmt}} ({b - a:+{fmt}})"
+
+        tests = all(r["test_pass_rate"] is not None for r in rows)
+        print(f"first {k} vs last {k} steps (means): valid-code rate {change('valid_rate', '.2f')}, reward "
+              f"{change('reward_mean', '.3f')}" + (f", unit-test pass rate {change('test_pass_rate', '.2f')}" if tests else ""))
     distributed.teardown()
 
 
