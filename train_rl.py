@@ -94,9 +94,9 @@ def parse_args(argv=None):
     p.add_argument("--rm-max-len", type=int, default=4096, help="reward-model input tokens, right-truncated (paper: 4096)")
     p.add_argument("--exec-workers", type=int, default=2, help="sandbox processes per rank")
     # rollouts
-    p.add_argument("--prompts-per-step", type=int, default=None, help="over all ranks (default 128; demo 4)")
+    p.add_argument("--prompts-per-step", type=int, default=None, help="over all ranks (default 128; demo 8)")
     p.add_argument("--group-size", type=int, default=8, help="samples per prompt, one GRPO group (paper: 8)")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="default 16384 (demo 48)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="default 16384 (demo 64)")
     p.add_argument("--max-prompt-len", type=int, default=4096, help="longer prompts are skipped")
     p.add_argument("--temperature", type=float, default=0.6, help="rollout temperature (paper: 0.6)")
     p.add_argument("--top-p", type=float, default=0.95, help="rollout nucleus mass (paper: 0.95)")
@@ -119,14 +119,15 @@ def parse_args(argv=None):
     p.add_argument("--kl-coef", type=float, default=0.0, help="k3 KL penalty against the initial policy (paper: 0, none)")
     p.add_argument("--entropy-coef", type=float, default=0.0, help="entropy bonus (paper: 0)")
     # optimisation
-    p.add_argument("--steps", type=int, default=None, help="RL steps (default 250; demo 8)")
+    p.add_argument("--steps", type=int, default=None, help="RL steps (default 250; demo 16)")
     p.add_argument("--mini-batches", type=int, default=2, help="optimizer steps per rollout")
     p.add_argument("--micro-batch-tokens", type=int, default=8192,
                    help="token budget of a packed micro-batch: activations grow with it (logits do not: they "
                    "are made a chunk of rows at a time, logprobs.token_logprobs); see `python bench.py memory`")
-    p.add_argument("--lr", type=float, default=None, help="default 1e-6 (demo 1e-4)")
-    p.add_argument("--warmup-steps", type=int, default=10,
-                   help="RL steps of linear warm-up, verl's schedule: lr x min(1, step / N), step 0 at lr 0 (paper: 10)")
+    p.add_argument("--lr", type=float, default=None, help="default 1e-6 (demo 5e-4)")
+    p.add_argument("--warmup-steps", type=int, default=None,
+                   help="RL steps of linear warm-up, verl's schedule: lr x min(1, step / N), step 0 at lr 0 (paper: 10; "
+                   "demo 2)")
     p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (paper: 0.01)")
     p.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip (paper: 1.0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the prompt order, the sampling and the demo init")
@@ -376,10 +377,11 @@ def main(argv=None, reward_fn=None):
     args = parse_args(argv)
     rank, world, device = distributed.setup(timeout=args.collective_timeout_min * 60)
     demo = args.policy is None
-    prompts_per_step = args.prompts_per_step or (4 if demo else 128)
-    max_new = args.max_new_tokens or (48 if demo else 16384)
-    steps = args.steps or (8 if demo else 250)
-    lr = args.lr or (1e-4 if demo else 1e-6)
+    prompts_per_step = args.prompts_per_step or (8 if demo else 128)
+    max_new = args.max_new_tokens or (64 if demo else 16384)
+    steps = args.steps or (16 if demo else 250)
+    lr = args.lr or (5e-4 if demo else 1e-6)
+    args.warmup_steps = args.warmup_steps if args.warmup_steps is not None else (2 if demo else 10)
     log = tqdm.write if rank == 0 else (lambda *a, **k: None)
     if prompts_per_step % world:
         raise ValueError(f"--prompts-per-step {prompts_per_step} must divide among {world} ranks")
