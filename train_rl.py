@@ -4,6 +4,10 @@
     torchrun --nproc_per_node=8 train_rl.py --policy Qwen/Qwen3-8B-Base --rm LARK-Lab/CodeScaler-8B \
         --data problems.jsonl --out runs/rl8b --prompts-per-step 128 --max-new-tokens 16384
     --reward exec is the RLVR baseline (1 if every unit test passes, else 0); --reward mix blends both.
+The demo (no --policy) starts from sft.py's warm start (runs/sft/final) with train_rm.py's reward model
+(runs/rm/final) on the 16 short HumanEval train problems the warm start was trained on (sft.demo_problems):
+16 steps of 8 prompts x 8 samples, 64 new tokens, lr 5e-4 after 2 warm-up steps; its last line compares
+the mean of the first 3 steps with that of the last 3 (valid-code rate, reward, unit-test pass rate).
 
 Each step, top to bottom:
   1. sample   every rank takes its share of --prompts-per-step prompts and draws --group-size samples of
