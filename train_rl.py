@@ -53,6 +53,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 
 import torch
@@ -129,9 +130,9 @@ def parse_args(argv=None):
                    help="token budget of a packed micro-batch: activations grow with it (logits do not: they "
                    "are made a chunk of rows at a time, logprobs.token_logprobs); see `python bench.py memory`")
     p.add_argument("--lr", type=float, default=None, help="default 1e-6 (demo 5e-4)")
-    p.add_argument("--warmup-steps", type=int, default=None,
+    p.add_argument("--warmup-steps", type=int, default=10,
                    help="RL steps of linear warm-up, verl's schedule: lr x min(1, step / N), step 0 at lr 0 (paper: 10; "
-                   "demo 2)")
+                   "the demo uses 2 unless this flag is given)")
     p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (paper: 0.01)")
     p.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip (paper: 1.0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the prompt order, the sampling and the demo init")
@@ -377,6 +378,14 @@ def compute_rewards(problems, responses, args, rm, device, reward_fn=None, respo
 # -----------------------------------------------------------------------------
 
 
+def given(argv, flag: str) -> bool:
+    """Whether the command line sets `flag` (as argparse reads it, abbreviations included): a demo default
+    may replace a flag's default, never a value the user gave."""
+    probe = argparse.ArgumentParser(add_help=False)
+    probe.add_argument(flag, default=None)
+    return probe.parse_known_args(sys.argv[1:] if argv is None else argv)[0].__dict__[flag.lstrip("-").replace("-", "_")] is not None
+
+
 def main(argv=None, reward_fn=None):
     args = parse_args(argv)
     rank, world, device = distributed.setup(timeout=args.collective_timeout_min * 60)
@@ -385,7 +394,8 @@ def main(argv=None, reward_fn=None):
     max_new = args.max_new_tokens or (64 if demo else 16384)
     steps = args.steps or (16 if demo else 250)
     lr = args.lr or (5e-4 if demo else 1e-6)
-    args.warmup_steps = args.warmup_steps if args.warmup_steps is not None else (2 if demo else 10)
+    if demo and not given(argv, "--warmup-steps"):
+        args.warmup_steps = 2
     log = tqdm.write if rank == 0 else (lambda *a, **k: None)
     if prompts_per_step % world:
         raise ValueError(f"--prompts-per-step {prompts_per_step} must divide among {world} ranks")
