@@ -104,7 +104,7 @@ def test_grpo_exec_improves_a_warm_started_policy(toy):
     out = toy / "rl_exec"
     # step 1 runs at lr 0 (verl's warm-up), so steps 1-2 sample the warm start itself
     run("train_rl.py", "--policy", str(toy / "warm" / "final"), "--data", str(toy / "problems.jsonl"), "--out", str(out),
-        "--reward", "exec", "--prompts-per-step", "1", "--group-size", "24", "--max-new-tokens", "40", "--steps", "6",
+        "--reward", "exec", "--prompts-per-step", "1", "--group-size", "16", "--max-new-tokens", "40", "--steps", "5",
         "--lr", "2e-3", "--warmup-steps", "1", "--mini-batches", "1", "--exec-workers", "1")
     rates = [r["test_pass_rate"] for r in metrics(out)]
     assert metrics(out)[0]["valid_rate"] > 0.8  # the warm start writes one parsable block
