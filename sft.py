@@ -164,7 +164,11 @@ def print_summary(rows: list[dict], final: str, metrics_path: str) -> None:
     print("\n" + "=" * 72)
     print(f"response-token loss: {rows[0]['loss']:.3f} at step 1 -> {rows[-1]['loss']:.3f} at step {rows[-1]['step']}")
     print(f"policy: {final}\nmetrics: {metrics_path}")
-    print(f"next: torchrun --standalone --nproc_per_node=2 train_rl.py   (starts from {final} when it exists)")
+    demo_warm_start = os.path.join(HERE, "runs", "sft", "final")  # what train_rl's no-argument run looks for
+    if os.path.abspath(final) == demo_warm_start:
+        print("next: torchrun --standalone --nproc_per_node=2 train_rl.py   (its demo starts from this policy)")
+    else:
+        print(f"next: torchrun --standalone --nproc_per_node=2 train_rl.py --policy {final} --data PROBLEMS.jsonl")
 
 
 def main(argv=None):
