@@ -424,7 +424,7 @@ def memory_measure_one(a):
 
 
 def full_vocabulary_response_logprobs(model, prompts, responses, temperature, with_entropy=False):
-    """train_rl.response_logprobs before this branch: [N, V] float32 logits, log_softmax, exp for the entropy."""
+    """logprobs.response_logprobs before the chunked head: [N, V] float32 logits, log_softmax, exp for the entropy."""
     device = next(model.parameters()).device
     ids, lens, head_at, targets, seq_ids, offset = [], [], [], [], [], 0
     for i, (prompt, response) in enumerate(zip(prompts, responses)):

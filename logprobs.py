@@ -10,6 +10,8 @@ PyTorch). Peak memory is a few [chunk_rows, vocab] buffers whatever the length; 
 to round-off (1e-10 in float64, tests/test_model.py).
 
 Called through the model so that FSDP2 has gathered the head: model(ids, head_at=..., targets=...).
+`response_logprobs` is that call for (prompt, response) rows, packed: the GRPO ratio (train_rl.py) and the
+SFT loss (sft.py) both use it.
 """
 import torch
 
@@ -88,3 +90,28 @@ class _TokenLogProbs(torch.autograd.Function):
             if grad_weight is not None:  # accumulated chunk by chunk in the weight's dtype (as Liger does)
                 grad_weight.addmm_(grad_z.t(), hidden[a:b].to(weight.dtype))
         return grad_hidden, grad_weight, None, None, None, None
+
+
+def response_logprobs(model, prompts: list[list[int]], responses: list[list[int]], temperature: float,
+                      with_entropy: bool | str = False):
+    """One packed forward over prompt + response of each row; log-probs of the response tokens under
+    logits / temperature, and their entropy (with_entropy "grad": in the graph, True: detached). The head runs
+    only where a response token is predicted, a chunk of rows at a time (`token_logprobs`): no
+    [N, vocab] logits, whatever the response length.
+    Returns logp [N], entropy [N] or None, seq_ids [N] (row of each token), N = response tokens."""
+    device = next(model.parameters()).device
+    ids, lens, head_at, targets, seq_ids, offset = [], [], [], [], [], 0
+    for i, (prompt, response) in enumerate(zip(prompts, responses)):
+        p, a = len(prompt), len(response)
+        ids += prompt + response
+        lens.append(p + a)
+        head_at += range(offset + p - 1, offset + p + a - 1)  # position j predicts token j + 1
+        targets += response
+        seq_ids += [i] * a
+        offset += p + a
+    logp, entropy = model(torch.tensor(ids, device=device)[None], seq_lens=lens,
+                          head_at=torch.tensor(head_at, device=device), targets=torch.tensor(targets, device=device),
+                          temperature=temperature, with_entropy=bool(with_entropy))  # [N], [N] or None
+    if entropy is not None and with_entropy != "grad":  # a metric unless --entropy-coef > 0: out of the graph
+        entropy = entropy.detach()
+    return logp, entropy, torch.tensor(seq_ids, device=device)

@@ -38,10 +38,10 @@ import distributed
 from data import read_records
 from demo import DEMO_PROBLEMS, demo_problems, without_docstrings
 from inputs import InputError, check_output_dir, run_main
+from logprobs import response_logprobs
 from model import check_checkpoint
 from reward import token_budget_batches
 from tokenizer import load_tokenizer
-from train_rl import response_logprobs
 from trainer import HERE, RunDir, clip_and_step, tiny_demo_checkpoint, tokenizer_dir, warmup_cosine
 
 

@@ -67,6 +67,7 @@ from extract import extract_code
 from generate import free_rollout_caches, generate
 from hub import local_dir
 from inputs import InputError, check_output_dir, run_main
+from logprobs import response_logprobs
 from model import check_checkpoint, param_count, read_config
 from reward import RewardModel, shaped_reward, token_budget_batches
 from tokenizer import load_tokenizer
@@ -250,31 +251,6 @@ class Rollouts:
 
 
 SPARE = Rollouts(prompt=[[0]], response=[[0]])  # a spare micro-batch: the same FSDP collectives, no contribution
-
-
-def response_logprobs(model, prompts: list[list[int]], responses: list[list[int]], temperature: float,
-                      with_entropy: bool | str = False):
-    """One packed forward over prompt + response of each row; log-probs of the response tokens under
-    logits / temperature, and their entropy (with_entropy "grad": in the graph, True: detached). The head runs
-    only where a response token is predicted, a chunk of rows at a time (logprobs.token_logprobs): no
-    [N, vocab] logits, whatever the response length.
-    Returns logp [N], entropy [N] or None, seq_ids [N] (row of each token), N = response tokens."""
-    device = next(model.parameters()).device
-    ids, lens, head_at, targets, seq_ids, offset = [], [], [], [], [], 0
-    for i, (prompt, response) in enumerate(zip(prompts, responses)):
-        p, a = len(prompt), len(response)
-        ids += prompt + response
-        lens.append(p + a)
-        head_at += range(offset + p - 1, offset + p + a - 1)  # position j predicts token j + 1
-        targets += response
-        seq_ids += [i] * a
-        offset += p + a
-    logp, entropy = model(torch.tensor(ids, device=device)[None], seq_lens=lens,
-                          head_at=torch.tensor(head_at, device=device), targets=torch.tensor(targets, device=device),
-                          temperature=temperature, with_entropy=bool(with_entropy))  # [N], [N] or None
-    if entropy is not None and with_entropy != "grad":  # a metric unless --entropy-coef > 0: out of the graph
-        entropy = entropy.detach()
-    return logp, entropy, torch.tensor(seq_ids, device=device)
 
 
 @torch.no_grad()
