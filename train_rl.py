@@ -6,8 +6,9 @@
     --reward exec is the RLVR baseline (1 if every unit test passes, else 0); --reward mix blends both.
 The demo (no --policy) starts from sft.py's warm start (runs/sft/final) with train_rm.py's reward model
 (runs/rm/final) on the 16 short HumanEval train problems the warm start was trained on (demo.demo_problems):
-16 steps of 8 prompts x 8 samples, 64 new tokens, lr 5e-4 after 2 warm-up steps; its last line compares
-the mean of the first 3 steps with that of the last 3 (valid-code rate, reward, unit-test pass rate).
+16 steps of all 16 prompts x 8 samples, 64 new tokens, one optimizer step per rollout at lr 2e-4 after 2
+warm-up steps (about 5 min on 2 CPU ranks); its last line compares the mean of the first 3 steps with that of
+the last 3 (valid-code rate, reward, unit-test pass rate).
 
 Each step, top to bottom:
   1. sample   every rank takes its share of --prompts-per-step prompts and draws --group-size samples of
@@ -62,7 +63,7 @@ from tqdm import tqdm
 
 import distributed
 from data import Problem, load_problems
-from demo import demo_problems
+from demo import DEMO_PROBLEMS, demo_problems
 from extract import extract_code
 from generate import free_rollout_caches, generate
 from hub import local_dir
@@ -105,7 +106,7 @@ def parse_args(argv=None):
                    "the max_len train_rm.py saved with the RM, else 4096 (paper: 4096)")
     p.add_argument("--exec-workers", type=int, default=2, help="sandbox processes per rank")
     # rollouts
-    p.add_argument("--prompts-per-step", type=int, default=None, help="over all ranks (default 128; demo 8)")
+    p.add_argument("--prompts-per-step", type=int, default=None, help="over all ranks (default 128; demo: all 16)")
     p.add_argument("--group-size", type=int, default=8, help="samples per prompt, one GRPO group (paper: 8)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="default 16384 (demo 64)")
     p.add_argument("--max-prompt-len", type=int, default=4096, help="longer prompts are skipped")
@@ -131,11 +132,11 @@ def parse_args(argv=None):
     p.add_argument("--entropy-coef", type=float, default=0.0, help="entropy bonus (paper: 0)")
     # optimisation
     p.add_argument("--steps", type=int, default=None, help="RL steps (default 250; demo 16)")
-    p.add_argument("--mini-batches", type=int, default=2, help="optimizer steps per rollout")
+    p.add_argument("--mini-batches", type=int, default=2, help="optimizer steps per rollout (paper: 2; demo: 1)")
     p.add_argument("--micro-batch-tokens", type=int, default=8192,
                    help="token budget of a packed micro-batch: activations grow with it (logits do not: they "
                    "are made a chunk of rows at a time, logprobs.token_logprobs); see `python bench.py memory`")
-    p.add_argument("--lr", type=float, default=None, help="default 1e-6 (demo 5e-4)")
+    p.add_argument("--lr", type=float, default=None, help="default 1e-6 (demo 2e-4)")
     p.add_argument("--warmup-steps", type=int, default=10,
                    help="RL steps of linear warm-up, verl's schedule: lr x min(1, step / N), step 0 at lr 0 (paper: 10; "
                    "the demo uses 2 unless this flag is given)")
@@ -234,7 +235,8 @@ class Rollouts:
     sampler_logp: list[torch.Tensor] = field(default_factory=list)  # [len(response)] each: what the sampler drew with
     adv: list[float] = field(default_factory=list)  # the group advantage, on every token of the response
     mask: list[float] = field(default_factory=list)  # 1.0: trained on; 0.0: left out of the update
-    old_logp: list[torch.Tensor] = field(default_factory=list)  # [len(response)] each: the policy before the update
+    old_logp: list[torch.Tensor | None] = field(default_factory=list)  # [len(response)] each: the policy before
+    # the update; None on the rows of the first mini-batch, whose update forward is the old policy (update())
     ref_logp: list[torch.Tensor] = field(default_factory=list)  # [len(response)] each: the reference (--kl-coef)
 
     def __len__(self) -> int:
@@ -266,10 +268,15 @@ def rollout_logprobs(model, rollouts: Rollouts, args, device) -> list[torch.Tens
     return out
 
 
-def update(model, optimizer, rollouts: Rollouts, args, world: int, device) -> dict:
+def update(model, optimizer, rollouts: Rollouts, args, world: int, device) -> tuple[dict, list]:
     """One optimizer step of PPO-clip on this rank's share of a mini-batch. Gradients are scaled so that
-    FSDP's average over ranks gives the token-mean (or seq-mean) over the whole global mini-batch."""
-    train = rollouts.rows([i for i, m in enumerate(rollouts.mask) if m > 0])
+    FSDP's average over ranks gives the token-mean (or seq-mean) over the whole global mini-batch.
+    Rows whose old_logp is None are on-policy (the first mini-batch of a step: no optimizer step since the
+    rollout): the old log-probs are this forward's own, detached, so the ratio is exactly 1 and a separate
+    no-grad forward over them is saved. -> (metric sums, per row the old log-probs used, None if masked)"""
+    trained = [i for i, m in enumerate(rollouts.mask) if m > 0]
+    train = rollouts.rows(trained)
+    old_used = [None] * len(rollouts)
     count = sum(len(r) for r in train.response) if args.loss_agg == "token-mean" else len(train)
     global_count = max(distributed.all_reduce_sum({"n": count}, device)["n"], 1.0)
     sums = {"tokens": 0.0, "clip_low": 0.0, "clip_high": 0.0, "kl_old": 0.0, "entropy": 0.0, "kl_ref": 0.0}
@@ -281,7 +288,12 @@ def update(model, optimizer, rollouts: Rollouts, args, world: int, device) -> di
         if batch is None:  # a spare micro-batch: same collectives, no contribution
             (logp.sum() * 0.0).backward()
             continue
-        old = torch.cat(chunk.old_logp)  # [N]
+        if chunk.old_logp[0] is None:  # on-policy rows: the policy before this optimizer step is this one
+            old = logp.detach()  # [N]
+        else:
+            old = torch.cat(chunk.old_logp)  # [N]
+        for k, row in enumerate(batch):
+            old_used[trained[row]] = old[seq_ids == k]
         adv = torch.tensor(chunk.adv, device=device)[seq_ids]  # [rows] -> [N]
         mask = torch.ones_like(logp)
         per_token, low, high = ppo_clip_loss(logp, old, adv, args.clip_low, args.clip_high, args.dual_clip)
@@ -299,7 +311,7 @@ def update(model, optimizer, rollouts: Rollouts, args, world: int, device) -> di
         sums["kl_old"] += kl_k3(logp.detach(), old).sum().item()
         sums["entropy"] += entropy.detach().sum().item()
     grad_norm, skipped = optimizer_step(model, optimizer, args.grad_clip)
-    return {**sums, "grad_norm": 0.0 if skipped else grad_norm, "skipped": float(skipped)}
+    return {**sums, "grad_norm": 0.0 if skipped else grad_norm, "skipped": float(skipped)}, old_used
 
 
 def optimizer_step(model, optimizer, grad_clip: float) -> tuple[float, bool]:
@@ -540,12 +552,17 @@ def main(argv=None, reward_fn=None):
         check_checkpoint(args.rm, head="score")
     rank, world, device = distributed.setup(timeout=args.collective_timeout_min * 60)
     demo = args.policy is None
-    prompts_per_step = args.prompts_per_step or (8 if demo else 128)
+    # The demo: every one of the 16 problems each step (a step's reward then compares like with like, not
+    # whichever half of the problems it drew), one on-policy optimizer step per rollout at lr 2e-4 (5e-4 with
+    # 2 mini-batches pushed the pass rate down; 1e-4 left it flat), 2 warm-up steps
+    prompts_per_step = args.prompts_per_step or (DEMO_PROBLEMS if demo else 128)
     max_new = args.max_new_tokens or (64 if demo else 16384)
     steps = args.steps or (16 if demo else 250)
-    lr = args.lr or (5e-4 if demo else 1e-6)
+    lr = args.lr or (2e-4 if demo else 1e-6)
     if demo and not given(argv, "--warmup-steps"):
         args.warmup_steps = 2
+    if demo and not given(argv, "--mini-batches"):
+        args.mini_batches = 1
     log = tqdm.write if rank == 0 else (lambda *a, **k: None)
     if prompts_per_step % world:  # the same on every rank: all stop here
         raise InputError("--prompts-per-step", f"{prompts_per_step} must divide among {world} ranks")
@@ -598,20 +615,29 @@ def main(argv=None, reward_fn=None):
         rollouts.mask = [0.0 if (args.mask_truncated and cut) or (args.skip_zero_spread and zero_spread[i // G])
                          else 1.0 for i, cut in enumerate(rollouts.truncated)]
 
-        # 4. update: old (and reference) log-probs, then one optimizer step per mini-batch of groups
-        rollouts.old_logp = rollout_logprobs(model, rollouts, args, device)
-        # The sampler's log-probs (replica, bf16 on CUDA, decode kernels) against the trainer's (FSDP model,
-        # float32 master weights, packed forward) for the same tokens: the rollout/trainer mismatch
-        gap = torch.cat([(s.to(o) - o).abs() for s, o in zip(rollouts.sampler_logp, rollouts.old_logp)])
+        # 4. update: one optimizer step per mini-batch of groups. The old policy is the policy that sampled;
+        # the first mini-batch's own forward is that policy, so only later mini-batches need their old
+        # log-probs now, before any step (at the paper's 2 mini-batches: half the no-grad forward saved)
+        groups = list(range(len(indices)))
+        mini_batches = [[g * G + j for g in groups[k * len(groups) // args.mini_batches:
+                                                   (k + 1) * len(groups) // args.mini_batches] for j in range(G)]
+                        for k in range(args.mini_batches)]
+        later = [row for rows in mini_batches[1:] for row in rows]
+        rollouts.old_logp = [None] * len(rollouts)
+        for row, logp in zip(later, rollout_logprobs(model, rollouts.rows(later), args, device)):
+            rollouts.old_logp[row] = logp
         if reference is not None:
             rollouts.ref_logp = rollout_logprobs(reference, rollouts, args, device)
         sums = {}
-        groups = list(range(len(indices)))
-        for k in range(args.mini_batches):
-            share = groups[k * len(groups) // args.mini_batches : (k + 1) * len(groups) // args.mini_batches]
-            part = update(model, optimizer, rollouts.rows([g * G + j for g in share for j in range(G)]), args, world,
-                          device)
+        for rows in mini_batches:
+            part, old_used = update(model, optimizer, rollouts.rows(rows), args, world, device)
             sums = {key: sums.get(key, 0.0) + v for key, v in part.items()}
+            for row, old in zip(rows, old_used):
+                rollouts.old_logp[row] = old
+        # The sampler's log-probs (replica, bf16 on CUDA, decode kernels) against the trainer's (FSDP model,
+        # float32 master weights, packed forward) for the same tokens: the rollout/trainer mismatch
+        gap = torch.cat([(s.to(o) - o).abs() for s, o in zip(rollouts.sampler_logp, rollouts.old_logp)
+                         if o is not None] or [torch.zeros(0)])
         lr_used = optimizer.param_groups[0]["lr"]
         scheduler.step()
         t3 = time.perf_counter()

@@ -147,12 +147,40 @@ shift = [0.3 * torch.randn(len(r), generator=g, dtype=torch.float64) for r in ro
 mine = list(range(len(rollouts)))[rank::world]
 rollouts, shift = rollouts.rows(mine), [shift[i] for i in mine]
 rollouts.old_logp = [logp + s for logp, s in zip(train_rl.rollout_logprobs(model, rollouts, args, device), shift)]
-metrics = train_rl.update(model, opt, rollouts, args, world, device)
+metrics, _ = train_rl.update(model, opt, rollouts, args, world, device)
 replica = distributed.empty_replica(model, torch.bfloat16, device)
 distributed.refresh_replica(model, replica)
 state = full_state_dict(model)
 if rank == 0:
     torch.save({"state": state, "replica": replica.state_dict(), **metrics}, sys.argv[2])
+distributed.teardown()
+"""
+
+
+ON_POLICY_DRIVER = """
+import sys, torch, distributed, train_rl
+from model import load_model
+args = train_rl.parse_args(["--dtype", "float64", "--micro-batch-tokens", "40", "--grad-sync", "step"])
+rank, world, device = distributed.setup()
+g = torch.Generator().manual_seed(0)
+rows = [(torch.randint(0, 1000, (int(torch.randint(3, 9, (1,), generator=g)),), generator=g).tolist(),
+         torch.randint(0, 1000, (int(torch.randint(1, 7, (1,), generator=g)),), generator=g).tolist(),
+         float(torch.randn(1, generator=g))) for _ in range(12)]
+out = {}
+for variant in ("separate pass", "own forward"):
+    model = load_model(sys.argv[1], dtype=torch.float64)
+    distributed.shard(model, device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    rollouts = train_rl.Rollouts(prompt=[p for p, _, _ in rows], response=[r for _, r, _ in rows],
+                                 adv=[a for _, _, a in rows], mask=[1.0] * 11 + [0.0])
+    if variant == "separate pass":
+        rollouts.old_logp = train_rl.rollout_logprobs(model, rollouts, args, device)
+        out["pass"] = rollouts.old_logp
+    else:
+        rollouts.old_logp = [None] * len(rollouts)
+    metrics, old_used = train_rl.update(model, opt, rollouts, args, world, device)
+    out[variant] = {"state": distributed.full_state_dict(model), "old_used": old_used, **metrics}
+torch.save(out, sys.argv[2])
 distributed.teardown()
 """
 
@@ -177,6 +205,7 @@ def workdir(tmp_path_factory):
     (root / "problems.jsonl").write_text("".join(json.dumps(p) + "\n" for p in problems))
     (root / "driver.py").write_text(DRIVER)
     (root / "update_driver.py").write_text(UPDATE_DRIVER)
+    (root / "on_policy_driver.py").write_text(ON_POLICY_DRIVER)
     return root
 
 
@@ -206,6 +235,21 @@ def test_one_update_on_two_ranks_equals_one_rank(workdir):
         # the replica refreshed parameter by parameter holds the new weights, cast to bf16
         assert torch.equal(two["replica"][key], value.to(torch.bfloat16)), key
     assert max((one["state"][k] - before[k]).abs().max() for k in before) > 1e-4  # the step moved the weights
+
+
+def test_first_mini_batch_takes_its_old_logprobs_from_its_own_forward(workdir):
+    # rows with old_logp None (the first mini-batch of a step) use the update forward's own log-probs:
+    # the same step as a separate no-grad pass would give, one forward fewer
+    launch(str(workdir / "on_policy_driver.py"), [str(workdir / "policy"), str(workdir / "on_policy.pt")])
+    out = torch.load(workdir / "on_policy.pt")
+    separate, own = out["separate pass"], out["own forward"]
+    assert own["grad_norm"] == pytest.approx(separate["grad_norm"], rel=1e-12) and own["grad_norm"] > 0
+    assert own["kl_old"] == 0.0 and own["clip_low"] + own["clip_high"] == 0  # ratio exactly 1
+    for key, value in separate["state"].items():
+        torch.testing.assert_close(own["state"][key], value, atol=1e-12, rtol=0)
+    assert own["old_used"][-1] is None  # the masked row was not forwarded
+    for used, ref in zip(own["old_used"][:-1], out["pass"][:-1]):
+        torch.testing.assert_close(used, ref, atol=1e-12, rtol=0)
 
 
 @pytest.fixture(scope="module")
