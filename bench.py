@@ -1085,12 +1085,11 @@ def bench_rl(args):
         for p in demo_problems():
             f.write(json.dumps({"problem_id": p.problem_id, "question": p.question, "entry_point": p.tests.entry_point,
                                 "tests": p.tests.tests, "preamble": p.tests.preamble}) + "\n")
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
 
     def sh(cmd, log):
         t0 = time.perf_counter()
-        with open(log, "w") as f:
-            proc = subprocess.run(cmd, cwd=here, env=env, stdout=f, stderr=subprocess.STDOUT)
+        with open(log, "w") as f:  # torchrun gives each rank one thread; an evaluation (one process) every core
+            proc = subprocess.run(cmd, cwd=here, stdout=f, stderr=subprocess.STDOUT)
         if proc.returncode != 0:
             sys.exit(f"bench.py rl: {' '.join(cmd)} failed (exit {proc.returncode}); see {log}")
         return time.perf_counter() - t0

@@ -104,6 +104,48 @@ def test_sampling_follows_temperature_top_k_top_p():
     torch.testing.assert_close(logprobs, expected[tokens].log(), atol=1e-5, rtol=0)
 
 
+def test_noise_is_positive_so_a_token_of_probability_zero_is_never_drawn():
+    # every 24-bit value, including the largest (which rounded to uniform 1.0, noise 0, and let a
+    # masked token win as 0 / 0 = nan); then a batch where that happens: top-p keeps 1 token of 3
+    k = torch.arange(2**24, dtype=torch.int64)
+    uniform = (((k.float() + 0.5) * 2.0**-24).clamp_(max=1.0 - 2.0**-24))
+    assert 0.0 < uniform.min() and uniform.max() < 1.0
+    noise = GEN.exponential_noise(torch.arange(4096), 3)
+    assert (noise > 0).all() and torch.isfinite(noise).all()
+    def unmix32(x):  # mix32's inverse: x ^ (x >> 16) is its own, the multiplier's is mod 2^32
+        inverse = pow(0x45D9F3B, -1, 2**32)
+        for step in (lambda v: v ^ (v >> 16), lambda v: (v * inverse) & GEN.MASK32) * 2:
+            x = step(x)
+        return x ^ (x >> 16)
+
+    # the key whose column 1 has all 32 bits set: a masked token's noise was 0 there
+    key = (unmix32(GEN.MASK32) - GEN.GOLDEN) & GEN.MASK32
+    assert GEN.mix32((key + GEN.GOLDEN) & GEN.MASK32) == GEN.MASK32
+    tokens, logprobs, _ = sample(torch.tensor([[5.0, 0.0, -1.0]]), 1.0, 0, 0.5, torch.tensor([key]))
+    assert tokens.item() == 0 and logprobs.item() == 0.0  # top-p 0.5 keeps token 0 only
+
+
+def test_top_p_without_top_k_looks_for_the_nucleus_among_the_top_tokens_first(monkeypatch):
+    # the paper's evaluation setting (top-p 0.95, no top-k): a peaked row's nucleus lies among the top
+    # NUCLEUS_CANDIDATES tokens, so the vocabulary need not be sorted; a flat row's does not, and the whole
+    # batch then sorts everything. Either way the samples are those of the full sort.
+    g = torch.Generator().manual_seed(0)
+    V, n, T = 5000, 4096, 0.6
+    peaked, flat = torch.randn(V, generator=g) * 4.0, torch.randn(V, generator=g) * 0.1
+    for rows, candidates in ((peaked.expand(n, V), GEN.NUCLEUS_CANDIDATES), (torch.stack([peaked, flat]), V)):
+        scaled = rows / T
+        values, index = GEN.nucleus_candidates(scaled, torch.logsumexp(scaled, -1), 0.95)
+        assert values.shape == (len(rows), candidates)
+        keys = torch.arange(len(rows))
+        fast = sample(rows, T, 0, 0.95, keys)
+        monkeypatch.setattr(GEN, "NUCLEUS_CANDIDATES", V)  # force the full sort
+        full = sample(rows, T, 0, 0.95, keys)
+        monkeypatch.undo()
+        assert torch.equal(fast[0], full[0])
+        torch.testing.assert_close(fast[1], full[1], atol=1e-6, rtol=0)
+        torch.testing.assert_close(fast[2], full[2], atol=0, rtol=0)
+
+
 def test_raw_logprobs_are_the_full_softmax_at_temperature_before_top_k_top_p(model):
     prompts = [prompt(6, 11), prompt(10, 12)]
     T = 0.7
