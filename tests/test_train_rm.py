@@ -17,7 +17,8 @@ TRAIN = os.path.join(ROOT, "data", "humaneval_pairs_train.jsonl")
 
 
 def run(args, out, nproc=1, check=True):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    # the cores shared among the ranks: a one-process run takes them all
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc)), "PYTHONPATH": ROOT}
     if nproc == 1:
         cmd = [sys.executable, os.path.join(ROOT, "train_rm.py")]
         env.pop("RANK", None)
