@@ -17,8 +17,9 @@ Each step, top to bottom:
               tokenizer and chat format; shaped_reward makes it softplus(score), 0 for invalid code;
               the sandbox runs the tests where they exist (the reward for `exec`, a metric for `rm`);
   3. advantages  per group: (R - mean) / (std + 1e-6);
-  4. update   old log-probs from a forward pass of the training model, then --mini-batches optimizer
-              steps of PPO-clip over the rollouts, in packed token-budget micro-batches.
+  4. update   --mini-batches optimizer steps of PPO-clip over the rollouts, in packed token-budget
+              micro-batches; old log-probs from the training model: a no-grad forward for the rows of
+              later mini-batches, the update's own forward (detached) for the first, which is on-policy.
 
 Where this differs from textbook PPO/GRPO, and why:
   - No value function, no GAE: the group mean is the baseline (GRPO). The advantage is one number per
