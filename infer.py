@@ -198,13 +198,7 @@ def generate_samples(model, tokenizer, problems: list[Problem], out_path: str, p
     settings = dict(policy=policy, n=n, temperature=temperature, top_p=top_p, top_k=top_k,
                     max_new_tokens=max_new_tokens, seed=seed, thinking=thinking)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    done = set()
-    for rec in read_finished(out_path):
-        old = rec.get("settings", {})
-        for key in (k for k in settings if old.get(k) != settings[k]):
-            raise InputError(out_path, f"problem {rec.get('problem_id')!r} was sampled with {key}={old.get(key)!r}, "
-                             f"this run asks for {key}={settings[key]!r}: use another output file or the same settings")
-        done.add(rec["problem_id"])
+    done = finished_problems(out_path, settings)
     todo = [problem for problem in problems if problem.problem_id not in done][:max_problems]
     with open(out_path, "a", encoding="utf-8") as f:
         for problem in tqdm(todo, desc=f"generate ({len(done)} done before)", unit="problem"):
@@ -217,6 +211,33 @@ def generate_samples(model, tokenizer, problems: list[Problem], out_path: str, p
             write_records(f, [{"problem_id": problem.problem_id, "question": problem.question, "responses": responses,
                                "num_tokens": lengths, "stopped": stopped, "seed": s, "settings": settings}])
     return len(todo)
+
+
+def finished_problems(out_path: str, settings: dict) -> set[str]:
+    """The problem ids `out_path` already holds; an InputError if any was sampled with other settings (a
+    resumed file must read as one run). Cheap: callers check it before loading the policy."""
+    done = set()
+    for rec in read_finished(out_path):
+        old = rec.get("settings", {})
+        for key in (k for k in settings if old.get(k) != settings[k]):
+            raise InputError(out_path, f"problem {rec.get('problem_id')!r} was sampled with {key}={old.get(key)!r}, "
+                             f"this run asks for {key}={settings[key]!r}: use another output file or the same settings")
+        done.add(rec["problem_id"])
+    return done
+
+
+def sampling_settings(args) -> dict:
+    """The settings generate_samples records with each problem, from infer.py's flags."""
+    return dict(policy=args.policy, n=args.n, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+                max_new_tokens=args.max_new_tokens, seed=args.seed, thinking=not args.no_thinking)
+
+
+def check_before_sampling(args, out_path: str) -> None:
+    """What a sampling run checks before it loads the policy: the checkpoint's files (headers only), then
+    whether `out_path` holds problems sampled with other settings."""
+    from model import check_checkpoint
+    check_checkpoint(args.policy, head="lm_head")
+    finished_problems(out_path, sampling_settings(args))
 
 
 def load_policy(path: str, dtype: str, device: str):
@@ -538,6 +559,7 @@ def parse_args(argv):
 
 
 def sample_policy(args, problems: list[Problem], out_path: str) -> list[dict]:
+    check_before_sampling(args, out_path)
     model, tokenizer = load_policy(args.policy, args.dtype, args.device)
     generate_samples(model, tokenizer, problems, out_path, policy=args.policy, n=args.n, temperature=args.temperature,
                      top_p=args.top_p, top_k=args.top_k, max_new_tokens=args.max_new_tokens, seed=args.seed,
@@ -569,6 +591,7 @@ def run(args):
         if args.policy is None:
             raise InputError("--policy", "generate needs a policy checkpoint")
         problems = load_problems(args.problems, args.split)
+        check_before_sampling(args, args.out)
         model, tokenizer = load_policy(args.policy, args.dtype, args.device)
         n = generate_samples(model, tokenizer, problems, args.out, args.policy, n=args.n,
                              temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,

@@ -217,7 +217,7 @@ def test_pool_candidates_are_seeded_nested_and_capped_by_pool_size():
 # generate
 
 
-def test_generate_resumes_after_a_kill_without_duplicates_or_losses(tmp_path):
+def test_generate_resumes_after_a_kill_without_duplicates_or_losses(tmp_path, monkeypatch):
     policy = tmp_path / "policy"
     M.save_model(M.init_weights(M.Qwen3(M.tiny_config()), std=0.1, seed=2), str(policy))
     problems = write_jsonl(tmp_path / "problems.jsonl", [{"problem_id": f"p{i}", "question": q} for i, q in
@@ -239,6 +239,10 @@ def test_generate_resumes_after_a_kill_without_duplicates_or_losses(tmp_path):
     out.write_text(out.read_text() + torn[: len(torn) // 2])  # killed while writing the third problem
     assert gen(out) == whole  # the torn line is dropped and redone; nothing twice, nothing lost
     assert gen(out) == whole  # a finished file is left alone
+    with pytest.raises(SystemExit, match="was sampled with n=3, this run asks for n=2"):
+        gen(out, "--n", "2")
+    # the file is checked before the policy's weights are loaded
+    monkeypatch.setattr(infer, "load_policy", lambda *a: pytest.fail("the policy was loaded before the check"))
     with pytest.raises(SystemExit, match="was sampled with n=3, this run asks for n=2"):
         gen(out, "--n", "2")
 
